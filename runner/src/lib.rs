@@ -1,6 +1,9 @@
-//! The Stampede runner library: manifest loading and (from the runner issue on) the load engine.
+//! The Stampede runner library: manifest loading, the load engine and the demo server.
 //!
 //! Engine modules never touch the Kubernetes API; only the `agent` / `wait` code will.
 
+pub mod demo;
 pub mod exit;
+pub mod http;
 pub mod manifest;
+pub mod schedule;

@@ -1,0 +1,1 @@
+//! The per-VU HTTP client (being written).

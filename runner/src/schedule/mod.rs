@@ -1,0 +1,1 @@
+//! Executor schedules and execution segments (being written).
