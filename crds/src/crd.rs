@@ -62,6 +62,22 @@ pub fn nested_steps_schema(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
+/// Schema for `flows`: flow name → list of steps (bounded so the API server's CEL cost estimate
+/// of the per-step rules stays within its budget).
+pub fn flows_schema(generator: &mut SchemaGenerator) -> Schema {
+    let step = generator.subschema_for::<crate::flow::Step>();
+    json_schema!({
+        "type": "object",
+        "description": "Named flows: the steps one iteration runs. Scenarios pick one with `flow`; the flow named `default` runs when a scenario names none.",
+        "maxProperties": 64,
+        "additionalProperties": {
+            "type": "array",
+            "maxItems": 256,
+            "items": step
+        }
+    })
+}
+
 /// Schema for `thresholds`: metric key → list of strings or `{threshold, ...}` objects.
 pub fn thresholds_schema(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
@@ -108,6 +124,95 @@ mod tests {
         // k8s-openapi's IntOrString is the one allowed anyOf-free special case; anything else
         // here would make the API server reject the CRD.
         assert!(found.is_empty(), "non-structural schema parts: {found:?}");
+    }
+
+    fn schema() -> serde_json::Value {
+        let crd = definition();
+        let schema = crd.spec.versions[0].schema.as_ref().unwrap();
+        serde_json::to_value(schema.open_api_v3_schema.as_ref().unwrap()).unwrap()
+    }
+
+    /// Runs the CRD's CEL rules (`x-kubernetes-validations`) on `object` the way an API server
+    /// would, returning the messages of the rules that fail.
+    fn cel_failures(object: serde_json::Value) -> Vec<String> {
+        match kube_cel::validate(&schema(), &object, None) {
+            Ok(()) => Vec::new(),
+            Err(errors) => errors.into_vec().into_iter().map(|e| e.message).collect(),
+        }
+    }
+
+    fn object(spec: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({
+            "apiVersion": "stampede.dev/v1alpha1", "kind": "LoadTest",
+            "metadata": {"name": "t"}, "spec": spec
+        })
+    }
+
+    #[test]
+    fn cel_rules_accept_a_valid_spec() {
+        let spec = serde_json::json!({
+            "scenarios": {"peak": {"executor": "ramping-arrival-rate", "preAllocatedVUs": 10, "maxVUs": 20,
+                                   "stages": [{"duration": "10s", "target": 5}]},
+                          "load": {"executor": "constant-vus", "duration": "1m"}},
+            "data": {"users": {"rows": [{"name": "a"}]}},
+            "flows": {"default": [
+                {"name": "login", "request": {"url": "/login"}, "capture": {"s": {"json": "$.s"}}},
+                {"sleep": "1s"}
+            ]}
+        });
+        assert_eq!(cel_failures(object(spec)), Vec::<String>::new());
+    }
+
+    #[test]
+    fn cel_rules_reject_what_they_promise() {
+        let cases = [
+            (
+                serde_json::json!({"stages": [{"duration": "1s", "target": 1}],
+                                "scenarios": {"s": {"executor": "constant-vus", "duration": "1s"}}}),
+                "cannot be used together with scenarios",
+            ),
+            (
+                serde_json::json!({"scenarios": {"s": {"executor": "constant-arrival-rate", "rate": 5,
+                                "duration": "1m", "preAllocatedVUs": 10, "maxVUs": 5}}}),
+                "maxVUs must be >= preAllocatedVUs",
+            ),
+            (
+                serde_json::json!({"scenarios": {"s": {"executor": "constant-vus"}}}),
+                "need a duration",
+            ),
+            (
+                serde_json::json!({"scenarios": {"s": {"executor": "constant-arrival-rate", "duration": "1m", "preAllocatedVUs": 1}}}),
+                "needs a rate",
+            ),
+            (
+                serde_json::json!({"scenarios": {"s": {"executor": "ramping-arrival-rate", "stages": []}}}),
+                "need preAllocatedVUs",
+            ),
+            (
+                serde_json::json!({"flows": {"default": [{"request": {"url": "/"}, "sleep": "1s"}]}}),
+                "a step does exactly one thing",
+            ),
+            (
+                serde_json::json!({"flows": {"default": [{"name": "nothing"}]}}),
+                "a step does exactly one thing",
+            ),
+            (
+                serde_json::json!({"flows": {"default": [{"request": {"url": "/"},
+                                "capture": {"x": {"json": "$.a", "header": "X"}}}]}}),
+                "a capture reads exactly one of",
+            ),
+            (
+                serde_json::json!({"data": {"users": {"csv": "a\n1", "file": "u.csv"}}}),
+                "set exactly one of rows",
+            ),
+        ];
+        for (spec, expected) in cases {
+            let failures = cel_failures(object(spec.clone()));
+            assert!(
+                failures.iter().any(|message| message.contains(expected)),
+                "{spec}: want a failure containing {expected:?}, got {failures:?}"
+            );
+        }
     }
 
     #[test]

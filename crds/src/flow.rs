@@ -19,6 +19,10 @@ use serde::{Deserialize, Serialize};
 /// ```
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "(has(self.request) ? 1 : 0) + (has(self.sleep) ? 1 : 0) + (has(self.group) ? 1 : 0) == 1",
+     "message": "a step does exactly one thing: set one of request, sleep or group"}
+]))]
 pub struct Step {
     /// The step's name: the `name` tag of its request metrics and its row in the per-step table.
     /// Defaults to the request's URL path without query for requests.
@@ -31,9 +35,11 @@ pub struct Step {
     /// `json("$.ok") == true`, `body contains "token"`, `duration < 500`). Each emits a `checks`
     /// sample tagged `check=<name>`; a failed check never stops the iteration (k6).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 32))]
     pub checks: BTreeMap<String, String>,
     /// Values taken from the response into VU variables, read later as `${name}`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 32))]
     pub capture: BTreeMap<String, Capture>,
     /// Think time: a fixed duration (`1s`) or a uniform range (`{min: 1s, max: 3s}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -118,6 +124,10 @@ pub struct Request {
 /// Where a captured value comes from. Exactly one of `json`, `regex`, `header` or `cookie`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "(has(self.json) ? 1 : 0) + (has(self.regex) ? 1 : 0) + (has(self.header) ? 1 : 0) + (has(self.cookie) ? 1 : 0) == 1",
+     "message": "a capture reads exactly one of json, regex, header or cookie"}
+]))]
 pub struct Capture {
     /// An RFC 9535 JSONPath into the response body, e.g. `$.session_id` or `$.items[0].id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -114,6 +114,16 @@ pub struct Stage {
 /// them. Every duration is a string such as `30s` or `1m30s`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!has(self.maxVUs) || !has(self.preAllocatedVUs) || self.maxVUs >= self.preAllocatedVUs",
+     "message": "maxVUs must be >= preAllocatedVUs"},
+    {"rule": "(self.executor != 'constant-vus' && self.executor != 'constant-arrival-rate') || has(self.duration)",
+     "message": "constant-vus and constant-arrival-rate need a duration (e.g. duration: 1m)"},
+    {"rule": "self.executor != 'constant-arrival-rate' || has(self.rate)",
+     "message": "constant-arrival-rate needs a rate (iteration starts per timeUnit)"},
+    {"rule": "(self.executor != 'constant-arrival-rate' && self.executor != 'ramping-arrival-rate') || has(self.preAllocatedVUs)",
+     "message": "arrival-rate executors need preAllocatedVUs"}
+]))]
 pub struct Scenario {
     /// The executor: shared-iterations, per-vu-iterations, constant-vus, ramping-vus,
     /// constant-arrival-rate or ramping-arrival-rate.
@@ -157,6 +167,7 @@ pub struct Scenario {
     pub start_vus: Option<i64>,
     /// Ramp stages: VU targets (ramping-vus) or rate targets (ramping-arrival-rate).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 128))]
     pub stages: Vec<Stage>,
     /// How long a VU removed by a ramp-down may finish its iteration (k6 default 30s).
     #[serde(default, skip_serializing_if = "Option::is_none")]

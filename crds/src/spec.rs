@@ -39,6 +39,10 @@ use crate::threshold::ThresholdRule;
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!has(self.scenarios) || (!has(self.stages) && !has(self.duration) && !has(self.iterations))",
+     "message": "stages, duration and iterations cannot be used together with scenarios (k6 rejects it too): move them into a scenario"}
+]))]
 pub struct LoadTestSpec {
     /// k6 shortcut: VUs of the `default` scenario (with `duration`, `iterations` or `stages`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -59,6 +63,7 @@ pub struct LoadTestSpec {
     /// Named scenarios (names match `^[0-9a-zA-Z_-]+$`); they run in parallel, each after its
     /// `startTime`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
     pub scenarios: BTreeMap<String, Scenario>,
 
     /// Request defaults: base URL, timeout, headers, TLS and connection options.
@@ -71,17 +76,21 @@ pub struct LoadTestSpec {
     pub env: Vec<EnvVar>,
     /// Test data tables, read in templates as `${data.TABLE.COLUMN}`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 32))]
     pub data: BTreeMap<String, DataSource>,
     /// Steps run once per test before any scenario (k6 `setup()`); their captures are read by
     /// every VU as `${setup.NAME}`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
     pub setup: Vec<Step>,
     /// Steps run once per test after every scenario (k6 `teardown()`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
     pub teardown: Vec<Step>,
     /// Named flows: the steps one iteration runs. Scenarios pick one with `flow`; the flow
     /// named `default` runs when a scenario names none.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "crate::crd::flows_schema")]
     pub flows: BTreeMap<String, Vec<Step>>,
 
     /// Pass/fail criteria, k6 syntax: metric (optionally `metric{tag:value}`) → list of
@@ -161,6 +170,10 @@ pub struct Defaults {
 /// A test data table. Exactly one of `rows`, `csv`, `file` or `configMapRef` gives the rows.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "(has(self.rows) ? 1 : 0) + (has(self.csv) ? 1 : 0) + (has(self.file) ? 1 : 0) + (has(self.configMapRef) ? 1 : 0) == 1",
+     "message": "set exactly one of rows, csv, file or configMapRef"}
+]))]
 pub struct DataSource {
     /// Inline rows: a list of column → value maps.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
