@@ -6,4 +6,7 @@ pub mod demo;
 pub mod exit;
 pub mod http;
 pub mod manifest;
+pub mod metrics;
 pub mod schedule;
+pub mod summary;
+pub mod thresholds;

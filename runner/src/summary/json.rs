@@ -1,0 +1,129 @@
+//! The JSON summary (`--summary-export`): a documented shape (see `runner/summary.schema.json`)
+//! with every metric's values, checks, steps, thresholds, the time series and the verdict.
+
+use serde_json::{Map, Value as Json, json};
+
+use super::Summary;
+use super::format::is_time_key;
+use crate::metrics::Value;
+use crate::metrics::registry::canonical_key;
+
+/// The JSON Schema of the exported summary, checked in at `runner/summary.schema.json`.
+pub const SUMMARY_SCHEMA: &str = include_str!("../../summary.schema.json");
+
+fn trend_values(trend: &crate::metrics::snapshot::Trend, stats: &[String]) -> Map<String, Json> {
+    let mut values = Map::new();
+    for stat in stats.iter().map(String::as_str).chain(["count", "p(99)"]) {
+        let value = match stat {
+            "avg" => trend.avg(),
+            "min" => trend.min_or_zero(),
+            "med" => trend.percentile(50.0),
+            "max" => trend.max_or_zero(),
+            "count" => trend.count() as f64,
+            other => other
+                .strip_prefix("p(")
+                .and_then(|r| r.strip_suffix(')'))
+                .and_then(|n| n.parse::<f64>().ok())
+                .map_or(0.0, |p| trend.percentile(p)),
+        };
+        values.insert(stat.to_string(), json!(value));
+    }
+    values
+}
+
+/// The summary as JSON.
+pub fn export_json(summary: &Summary) -> Json {
+    let seconds = summary.seconds().max(1e-9);
+    let mut metrics = Map::new();
+    for (key, value) in &summary.metrics.values {
+        if !value.has_samples() && key.contains('{') {
+            continue;
+        }
+        let metric_name = key.split('{').next().unwrap_or(key);
+        let kind = stampede_crds::metrics::metric_type(metric_name)
+            .map(super::text::type_name)
+            .unwrap_or("counter");
+        let contains = if is_time_key(key) {
+            "time"
+        } else if metric_name.starts_with("data_") {
+            "data"
+        } else {
+            "default"
+        };
+        let values = match value {
+            Value::Counter(count) => json!({"count": count, "rate": count / seconds}),
+            Value::Gauge { value, min, max } => {
+                let (min, max) = if max.is_finite() {
+                    (*min, *max)
+                } else {
+                    (0.0, 0.0)
+                };
+                json!({"value": value, "min": min, "max": max})
+            }
+            Value::Rate { passes, total } => {
+                let rate = if *total > 0 {
+                    Some(*passes as f64 / *total as f64)
+                } else {
+                    None
+                };
+                json!({"rate": rate, "passes": passes, "fails": total - passes})
+            }
+            Value::Trend(trend) => Json::Object(trend_values(trend, &summary.trend_stats)),
+        };
+        metrics.insert(
+            key.clone(),
+            json!({"type": kind, "contains": contains, "values": values}),
+        );
+    }
+    let checks: Vec<Json> = summary
+        .checks
+        .iter()
+        .filter_map(|name| {
+            match summary
+                .metrics
+                .get(&canonical_key("checks", &[("check".into(), name.clone())]))
+            {
+                Some(Value::Rate { passes, total }) => {
+                    Some(json!({"name": name, "passes": passes, "fails": total - passes}))
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    let steps: Vec<Json> = summary
+        .steps
+        .iter()
+        .filter_map(|name| {
+            let filter = [("name".to_string(), name.clone())];
+            let requests = summary.metrics.count(&canonical_key("http_reqs", &filter));
+            if requests == 0.0 {
+                return None;
+            }
+            let failed_rate = match summary.metrics.get(&canonical_key("http_req_failed", &filter)) {
+                Some(Value::Rate { passes, total }) if *total > 0 => *passes as f64 / *total as f64,
+                _ => 0.0,
+            };
+            let trend = summary.metrics.trend(&canonical_key("http_req_duration", &filter));
+            let p = |q: f64| trend.map_or(0.0, |t| t.percentile(q));
+            Some(json!({
+                "name": name, "reqs": requests, "rps": requests / seconds, "failedRate": failed_rate,
+                "p50Ms": p(50.0), "p95Ms": p(95.0), "p99Ms": p(99.0)
+            }))
+        })
+        .collect();
+    json!({
+        "version": 1,
+        "name": summary.name,
+        "generatedBy": format!("stampede {}", env!("CARGO_PKG_VERSION")),
+        "testRunDurationMs": summary.test_run_duration_ms,
+        "passed": summary.passed(),
+        "aborted": summary.aborted,
+        "thresholds": summary.thresholds.iter().map(|t| json!({
+            "metric": t.metric, "threshold": t.threshold, "value": t.value, "ok": t.ok
+        })).collect::<Vec<_>>(),
+        "metrics": metrics,
+        "checks": checks,
+        "steps": steps,
+        "series": summary.series,
+    })
+}

@@ -1,0 +1,82 @@
+//! The end-of-test summary: the data (mergeable across runners), the k6-layout text printer
+//! with Stampede's per-step table, and the JSON export.
+
+mod format;
+mod json;
+mod text;
+
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::Snapshot;
+use crate::thresholds::ThresholdResult;
+
+pub use format::{format_bytes, format_ms, format_number, is_time_key};
+pub use json::{SUMMARY_SCHEMA, export_json};
+pub use text::write_text;
+
+/// k6's default `summaryTrendStats`.
+pub const DEFAULT_TREND_STATS: [&str; 6] = ["avg", "min", "med", "max", "p(90)", "p(95)"];
+
+/// One second of the time series.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecondPoint {
+    /// Seconds since the start (end of the interval).
+    pub t: f64,
+    /// Active VUs at the end of the interval.
+    pub vus: u64,
+    /// Requests in the interval.
+    pub requests: u64,
+    /// Failed requests in the interval.
+    pub failed: u64,
+    /// Iterations completed in the interval.
+    pub iterations: u64,
+    /// Iterations dropped in the interval.
+    pub dropped: u64,
+    /// Median request duration in the interval, ms.
+    pub p50_ms: f64,
+    /// p95 of the interval, ms.
+    pub p95_ms: f64,
+    /// p99 of the interval, ms.
+    pub p99_ms: f64,
+}
+
+/// Everything the summary shows, for one runner or merged from many.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// Name of the LoadTest.
+    pub name: String,
+    /// Test-run time in ms (what k6 divides counters by for rates).
+    pub test_run_duration_ms: f64,
+    /// Every series' merged value.
+    pub metrics: Snapshot,
+    /// Threshold results of the final evaluation.
+    pub thresholds: Vec<ThresholdResult>,
+    /// The per-second time series.
+    #[serde(default)]
+    pub series: Vec<SecondPoint>,
+    /// Trend statistics to print (`summaryTrendStats`).
+    pub trend_stats: Vec<String>,
+    /// Step names in flow order, for the per-step table.
+    #[serde(default)]
+    pub steps: Vec<String>,
+    /// Check names in flow order.
+    #[serde(default)]
+    pub checks: Vec<String>,
+    /// Why the test stopped early, if it did (abortOnFail, signal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborted: Option<String>,
+}
+
+impl Summary {
+    /// True when every threshold held.
+    pub fn passed(&self) -> bool {
+        self.thresholds.iter().all(|t| t.ok)
+    }
+
+    /// Test-run time in seconds.
+    pub fn seconds(&self) -> f64 {
+        self.test_run_duration_ms / 1000.0
+    }
+}
