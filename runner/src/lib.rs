@@ -3,6 +3,7 @@
 //! Engine modules never touch the Kubernetes API; only the `agent` / `wait` code will.
 
 pub mod demo;
+pub mod engine;
 pub mod exit;
 pub mod http;
 pub mod manifest;

@@ -1,5 +1,5 @@
-//! The `stampede` command: validate manifests and print the CRD (run, demo, agent and wait
-//! arrive with the runner and operator issues).
+//! The `stampede` command: run LoadTests locally, the demo, the demo server, validation and
+//! the CRD (agent and wait arrive with the operator issue).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -37,6 +37,60 @@ enum Command {
     },
     /// Print the LoadTest CustomResourceDefinition as YAML.
     Crd,
+    /// Run a LoadTest on this machine: progress while it runs, then the summary and verdict
+    /// (exit 0 passed, 99 thresholds failed, 104 invalid, 105 interrupted).
+    Run(RunArgs),
+    /// Start the built-in demo server on a free loopback port and load-test it (~30 s).
+    Demo {
+        /// Summary details.
+        #[arg(long, value_enum, default_value_t = SummaryMode::Compact)]
+        summary_mode: SummaryMode,
+        /// Also write the summary as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        summary_export: Option<PathBuf>,
+    },
+    /// Serve the demo API (shop, trading, reservations, concert queue, httpbin-style endpoints).
+    DemoServer {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SummaryMode {
+    /// k6's default: hides the timing phases.
+    Compact,
+    /// Every metric.
+    Full,
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// The manifest (the first LoadTest in it runs).
+    file: PathBuf,
+    /// Set an environment variable for templates (`${env.NAME}`), overriding spec.env.
+    #[arg(short = 'e', long = "env", value_name = "NAME=VALUE")]
+    env: Vec<String>,
+    /// Write the summary as JSON to this file (schema: runner/summary.schema.json).
+    #[arg(long, value_name = "FILE")]
+    summary_export: Option<PathBuf>,
+    /// Summary details.
+    #[arg(long, value_enum, default_value_t = SummaryMode::Compact)]
+    summary_mode: SummaryMode,
+    /// Multiply scenario durations, stages and start times by this factor (e.g. 0.1 runs a
+    /// 10-minute ramp in 1 minute); sleeps and timeouts keep their values.
+    #[arg(long, default_value_t = 1.0, value_name = "FACTOR")]
+    duration_scale: f64,
+    /// Run only this segment of the test (k6 --execution-segment, e.g. 1/4:2/4).
+    #[arg(long, value_name = "a:b")]
+    execution_segment: Option<String>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Do not show progress.
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 fn main() -> ExitCode {
@@ -49,8 +103,37 @@ fn main() -> ExitCode {
             Ok(()) => exit::OK,
             Err(_) => 1,
         },
+        Command::Run(args) => run::run_file(&args.file, &run::Settings::from(&args), &mut out),
+        Command::Demo {
+            summary_mode,
+            summary_export,
+        } => run::demo(
+            &run::Settings {
+                full_summary: summary_mode == SummaryMode::Full,
+                summary_export,
+                ..run::Settings::default()
+            },
+            &mut out,
+        ),
+        Command::DemoServer { listen } => run::demo_server(listen),
     };
     ExitCode::from(code)
+}
+
+mod run;
+
+impl From<&RunArgs> for run::Settings {
+    fn from(args: &RunArgs) -> Self {
+        run::Settings {
+            env: args.env.clone(),
+            summary_export: args.summary_export.clone(),
+            full_summary: args.summary_mode == SummaryMode::Full,
+            duration_scale: args.duration_scale,
+            execution_segment: args.execution_segment.clone(),
+            threads: args.threads,
+            quiet: args.quiet,
+        }
+    }
 }
 
 fn validate(files: &[PathBuf], env: &[String], quiet: bool, out: &mut impl Write) -> u8 {

@@ -1,1 +1,25 @@
-//! The per-VU HTTP client (being written).
+//! The per-VU HTTP/1.1 client with k6's timing phases, byte counts and error codes.
+//!
+//! - [`target`]: URLs parsed once into scheme, host, port and path ([`Target`]).
+//! - [`dns`]: the run-wide resolve-once cache ([`DnsCache`]).
+//! - [`connect`]: TCP connect and rustls handshake.
+//! - [`io`]: the instrumented stream (bytes at the socket, timing marks above TLS).
+//! - [`h1`]: the HTTP/1.1 wire format (request heads, response heads, chunked bodies).
+//! - [`client`]: [`VuClient`], one per VU: keep-alive per origin, no task or channel.
+//! - [`error`]: [`HttpError`] and k6's `error_code`s.
+
+mod client;
+mod connect;
+mod dns;
+mod error;
+mod h1;
+mod io;
+mod target;
+
+pub use client::{
+    BodyMode, ClientConfig, DEFAULT_USER_AGENT, OutgoingRequest, Response, SendOptions, Timings,
+    VuClient,
+};
+pub use dns::DnsCache;
+pub use error::{ErrorKind, HttpError};
+pub use target::{Scheme, Target};

@@ -1,0 +1,13 @@
+//! The load engine: prepares a LoadTest (data, flows, series, thresholds), runs setup, the
+//! scenarios and teardown on a multi-threaded tokio runtime, and produces the summary.
+
+pub mod cookies;
+pub mod data;
+pub mod executors;
+pub mod flow;
+pub mod progress;
+pub mod run;
+pub mod shared;
+pub mod vu;
+
+pub use run::{RunError, RunOptions, RunOutcome, run};

@@ -1,0 +1,611 @@
+//! The HTTP/1.1 wire format: request heads out, response heads and body framing in.
+//!
+//! Pure functions over byte buffers (no IO), so every rule is unit-tested here. Requests are
+//! written as Go's `net/http` writes them (canonical header case, `Host` and `User-Agent`
+//! first); responses are parsed strictly enough to frame bodies safely (RFC 9112 §6.3).
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING, USER_AGENT};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
+
+use super::error::ErrorKind;
+use super::target::Target;
+
+/// Response heads larger than this are refused (hyper's default buffer limit is ~400 KiB,
+/// Go's 1 MiB; 64 KiB keeps a VU's worst case small and no real server needs more).
+pub(crate) const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// A chunk-size or trailer line longer than this is malformed.
+const MAX_LINE_BYTES: usize = 4096;
+
+fn malformed(what: &str) -> ErrorKind {
+    ErrorKind::Protocol(format!("malformed HTTP response: {what}"))
+}
+
+/// What the request head says beyond its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RequestInfo {
+    /// `HEAD`: the response has no body whatever its headers say.
+    pub(crate) is_head: bool,
+    /// The request asked to close the connection after the response.
+    pub(crate) close: bool,
+}
+
+/// Writes the request line and headers into `out` (cleared first).
+///
+/// `Host` and `User-Agent` come first (the caller's values win), then the caller's headers,
+/// then `Content-Length` (Go: for any body, and `0` for an empty POST/PUT/PATCH) and
+/// `Connection: close` when `close` is set.
+pub(crate) fn encode_request(
+    out: &mut Vec<u8>,
+    method: &Method,
+    url: &Target,
+    headers: &HeaderMap,
+    body_len: usize,
+    user_agent: &HeaderValue,
+    close: bool,
+) -> RequestInfo {
+    out.clear();
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(url.path_and_query().as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+    out.extend_from_slice(headers.get(HOST).unwrap_or(url.host_header()).as_bytes());
+    out.extend_from_slice(b"\r\nUser-Agent: ");
+    out.extend_from_slice(headers.get(USER_AGENT).unwrap_or(user_agent).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let mut close = close;
+    for (name, value) in headers {
+        if name == HOST || name == USER_AGENT {
+            continue;
+        }
+        if name == CONNECTION && has_token(value, "close") {
+            close = true;
+        }
+        write_canonical(out, name.as_str());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    let wants_length =
+        body_len > 0 || matches!(*method, Method::POST | Method::PUT | Method::PATCH);
+    if wants_length
+        && !headers.contains_key(CONTENT_LENGTH)
+        && !headers.contains_key(TRANSFER_ENCODING)
+    {
+        out.extend_from_slice(b"Content-Length: ");
+        write_decimal(out, body_len as u64);
+        out.extend_from_slice(b"\r\n");
+    }
+    if close && !headers.contains_key(CONNECTION) {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    RequestInfo {
+        is_head: *method == Method::HEAD,
+        close,
+    }
+}
+
+/// `content-type` → `Content-Type` (Go's `CanonicalMIMEHeaderKey`).
+fn write_canonical(out: &mut Vec<u8>, name: &str) {
+    let mut upper = true;
+    for &b in name.as_bytes() {
+        out.push(if upper { b.to_ascii_uppercase() } else { b });
+        upper = b == b'-';
+    }
+}
+
+fn write_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Whether a comma-separated header value contains `token` (ASCII case-insensitive).
+pub(crate) fn has_token(value: &HeaderValue, token: &str) -> bool {
+    value
+        .as_bytes()
+        .split(|&b| b == b',')
+        .any(|part| part.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// How the response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// No body (HEAD, 1xx, 204, 304).
+    Empty,
+    /// `Content-Length`.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Until the server closes (no length given): the connection cannot be reused.
+    UntilClose,
+}
+
+/// A parsed response head.
+#[derive(Debug)]
+pub(crate) struct Head {
+    pub(crate) version: Version,
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+}
+
+impl Head {
+    /// RFC 9112 §6.3 message body length.
+    pub(crate) fn framing(&self, request: RequestInfo) -> Result<Framing, ErrorKind> {
+        let status = self.status.as_u16();
+        if request.is_head || (100..200).contains(&status) || status == 204 || status == 304 {
+            return Ok(Framing::Empty);
+        }
+        let mut encodings = self.headers.get_all(TRANSFER_ENCODING).iter().peekable();
+        if encodings.peek().is_some() {
+            let last = encodings
+                .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+                .map(<[u8]>::trim_ascii)
+                .filter(|coding| !coding.is_empty())
+                .last();
+            return Ok(match last {
+                Some(coding) if coding.eq_ignore_ascii_case(b"chunked") => Framing::Chunked,
+                _ => Framing::UntilClose,
+            });
+        }
+        let mut length = None;
+        for value in self.headers.get_all(CONTENT_LENGTH) {
+            for part in value.as_bytes().split(|&b| b == b',') {
+                let part = part.trim_ascii();
+                if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
+                    return Err(malformed("invalid Content-Length"));
+                }
+                let n = std::str::from_utf8(part)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .ok_or_else(|| malformed("invalid Content-Length"))?;
+                if length.is_some_and(|previous| previous != n) {
+                    return Err(malformed("conflicting Content-Length"));
+                }
+                length = Some(n);
+            }
+        }
+        Ok(length.map_or(Framing::UntilClose, Framing::Length))
+    }
+
+    /// Whether the server lets the connection carry another request.
+    pub(crate) fn keeps_alive(&self) -> bool {
+        let says = |token| {
+            self.headers
+                .get_all(CONNECTION)
+                .iter()
+                .any(|value| has_token(value, token))
+        };
+        if self.version == Version::HTTP_10 {
+            says("keep-alive")
+        } else {
+            !says("close")
+        }
+    }
+}
+
+/// Finds the end of a response head in `buf`: the length up to and including the blank line.
+/// `scanned` remembers how far previous calls looked (pass 0 at first).
+pub(crate) fn find_head_end(buf: &[u8], scanned: &mut usize) -> Option<usize> {
+    let from = scanned.saturating_sub(3);
+    let mut i = from;
+    while let Some(offset) = buf[i..].iter().position(|&b| b == b'\n') {
+        let nl = i + offset;
+        // A blank line: "\n\n" or "\n\r\n".
+        if nl >= 1 && buf[nl - 1] == b'\n' {
+            return Some(nl + 1);
+        }
+        if nl >= 2 && buf[nl - 1] == b'\r' && buf[nl - 2] == b'\n' {
+            return Some(nl + 1);
+        }
+        i = nl + 1;
+    }
+    *scanned = buf.len();
+    None
+}
+
+/// Parses a complete head (as found by [`find_head_end`]). Header values share `head`'s memory.
+pub(crate) fn parse_head(head: Bytes) -> Result<Head, ErrorKind> {
+    let mut lines = Lines {
+        bytes: &head,
+        pos: 0,
+    };
+    let status_line = lines.next().ok_or_else(|| malformed("empty"))?;
+    let (version, status) = parse_status_line(&head[status_line.0..status_line.1])?;
+    let count = head
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        .saturating_sub(2);
+    let mut headers = HeaderMap::with_capacity(count);
+    for (start, end) in lines {
+        let line = &head[start..end];
+        if line.is_empty() {
+            break;
+        }
+        if matches!(line[0], b' ' | b'\t') {
+            return Err(malformed("obsolete line folding"));
+        }
+        let colon = line
+            .iter()
+            .position(|&b| b == b':')
+            .ok_or_else(|| malformed("header line without ':'"))?;
+        let name =
+            HeaderName::from_bytes(&line[..colon]).map_err(|_| malformed("invalid header name"))?;
+        let raw = &line[colon + 1..];
+        let value = raw.trim_ascii();
+        let value_start = start + colon + 1 + (raw.len() - raw.trim_ascii_start().len());
+        let value =
+            HeaderValue::from_maybe_shared(head.slice(value_start..value_start + value.len()))
+                .map_err(|_| malformed("invalid header value"))?;
+        headers.append(name, value);
+    }
+    Ok(Head {
+        version,
+        status,
+        headers,
+    })
+}
+
+fn parse_status_line(line: &[u8]) -> Result<(Version, StatusCode), ErrorKind> {
+    let rest = line
+        .strip_prefix(b"HTTP/1.")
+        .ok_or_else(|| malformed("not an HTTP/1.x status line"))?;
+    let version = match rest.first() {
+        Some(b'0') => Version::HTTP_10,
+        Some(b) if b.is_ascii_digit() => Version::HTTP_11,
+        _ => return Err(malformed("bad version")),
+    };
+    let code = rest
+        .get(1..5)
+        .filter(|code| code[0] == b' ' && (code.len() == 4))
+        .map(|code| &code[1..])
+        .ok_or_else(|| malformed("bad status code"))?;
+    if rest.len() > 5 && rest[5] != b' ' {
+        return Err(malformed("bad status code"));
+    }
+    let status = StatusCode::from_bytes(code).map_err(|_| malformed("bad status code"))?;
+    Ok((version, status))
+}
+
+/// Line spans of a head, without their `\r\n` or `\n`.
+struct Lines<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Iterator for Lines<'_> {
+    type Item = (usize, usize);
+
+    fn next(&mut self) -> Option<(usize, usize)> {
+        let rest = self.bytes.get(self.pos..)?;
+        let nl = rest.iter().position(|&b| b == b'\n')?;
+        let start = self.pos;
+        let mut end = start + nl;
+        if end > start && self.bytes[end - 1] == b'\r' {
+            end -= 1;
+        }
+        self.pos = start + nl + 1;
+        Some((start, end))
+    }
+}
+
+/// One step of chunked decoding.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// The next `n` bytes at the front of the buffer are body data: consume them.
+    Data(usize),
+    /// Read more bytes first.
+    NeedMore,
+    /// The body (and its trailers) ended; the buffer holds what follows.
+    Done,
+}
+
+/// Incremental `Transfer-Encoding: chunked` decoder over a read buffer.
+#[derive(Debug, Default)]
+pub(crate) struct Chunked {
+    state: ChunkState,
+    remaining: u64,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum ChunkState {
+    #[default]
+    Size,
+    Data,
+    DataEnd,
+    Trailers,
+    Done,
+}
+
+impl Chunked {
+    /// Advances over framing bytes in `buf`; returns data to consume, or asks for more.
+    /// The caller must consume exactly `n` bytes after [`Step::Data`]`(n)`.
+    pub(crate) fn step(&mut self, buf: &mut BytesMut) -> Result<Step, ErrorKind> {
+        loop {
+            match self.state {
+                ChunkState::Size => {
+                    let Some(line_end) = take_line(buf)? else {
+                        return Ok(Step::NeedMore);
+                    };
+                    let line = &buf[..line_end.0];
+                    let digits = line
+                        .iter()
+                        .position(|&b| !b.is_ascii_hexdigit())
+                        .unwrap_or(line.len());
+                    if digits == 0 || digits > 16 {
+                        return Err(malformed("invalid chunk size"));
+                    }
+                    let rest = &line[digits..];
+                    if !rest.is_empty() && !matches!(rest[0], b';' | b' ' | b'\t') {
+                        return Err(malformed("invalid chunk size"));
+                    }
+                    let hex = std::str::from_utf8(&line[..digits]).unwrap_or("x");
+                    let size = u64::from_str_radix(hex, 16)
+                        .map_err(|_| malformed("invalid chunk size"))?;
+                    buf.advance(line_end.1);
+                    if size == 0 {
+                        self.state = ChunkState::Trailers;
+                    } else {
+                        self.remaining = size;
+                        self.state = ChunkState::Data;
+                    }
+                }
+                ChunkState::Data => {
+                    if buf.is_empty() {
+                        return Ok(Step::NeedMore);
+                    }
+                    let n = usize::try_from(self.remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(buf.len());
+                    self.remaining -= n as u64;
+                    if self.remaining == 0 {
+                        self.state = ChunkState::DataEnd;
+                    }
+                    return Ok(Step::Data(n));
+                }
+                ChunkState::DataEnd => match buf.first() {
+                    None => return Ok(Step::NeedMore),
+                    Some(b'\n') => {
+                        buf.advance(1);
+                        self.state = ChunkState::Size;
+                    }
+                    Some(b'\r') => match buf.get(1) {
+                        None => return Ok(Step::NeedMore),
+                        Some(b'\n') => {
+                            buf.advance(2);
+                            self.state = ChunkState::Size;
+                        }
+                        Some(_) => return Err(malformed("missing CRLF after chunk")),
+                    },
+                    Some(_) => return Err(malformed("missing CRLF after chunk")),
+                },
+                ChunkState::Trailers => {
+                    let Some((len, consumed)) = take_line(buf)? else {
+                        return Ok(Step::NeedMore);
+                    };
+                    buf.advance(consumed);
+                    if len == 0 {
+                        self.state = ChunkState::Done;
+                    }
+                }
+                ChunkState::Done => return Ok(Step::Done),
+            }
+        }
+    }
+}
+
+/// The next line in `buf`: (length without line ending, length with it), if complete.
+fn take_line(buf: &BytesMut) -> Result<Option<(usize, usize)>, ErrorKind> {
+    match buf.iter().position(|&b| b == b'\n') {
+        Some(nl) => {
+            let len = if nl > 0 && buf[nl - 1] == b'\r' {
+                nl - 1
+            } else {
+                nl
+            };
+            Ok(Some((len, nl + 1)))
+        }
+        None if buf.len() > MAX_LINE_BYTES => Err(malformed("chunk line too long")),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(text: &str) -> Result<Head, ErrorKind> {
+        let mut scanned = 0;
+        let end = find_head_end(text.as_bytes(), &mut scanned).expect("complete head");
+        parse_head(Bytes::copy_from_slice(&text.as_bytes()[..end]))
+    }
+
+    const GET: RequestInfo = RequestInfo {
+        is_head: false,
+        close: false,
+    };
+
+    #[test]
+    fn encodes_requests_like_go() {
+        let url = Target::parse("http://127.0.0.1:8080/a?b=1").unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("x-trace-id", HeaderValue::from_static("7"));
+        headers.insert("content-type", HeaderValue::from_static("text/plain"));
+        let ua = HeaderValue::from_static("ua/1");
+        let mut out = Vec::new();
+        let info = encode_request(&mut out, &Method::POST, &url, &headers, 4, &ua, false);
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            "POST /a?b=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: ua/1\r\n\
+             X-Trace-Id: 7\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n\r\n"
+        );
+        assert_eq!(info, GET);
+
+        headers.clear();
+        headers.insert(HOST, HeaderValue::from_static("example.test"));
+        let info = encode_request(&mut out, &Method::HEAD, &url, &headers, 0, &ua, true);
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            "HEAD /a?b=1 HTTP/1.1\r\nHost: example.test\r\nUser-Agent: ua/1\r\n\
+             Connection: close\r\n\r\n"
+        );
+        assert!(info.is_head && info.close);
+
+        encode_request(
+            &mut out,
+            &Method::PUT,
+            &url,
+            &HeaderMap::new(),
+            0,
+            &ua,
+            false,
+        );
+        assert!(
+            String::from_utf8(out)
+                .unwrap()
+                .contains("Content-Length: 0\r\n")
+        );
+    }
+
+    #[test]
+    fn finds_head_ends_incrementally() {
+        let text = b"HTTP/1.1 200 OK\r\nA: b\r\n\r\nbody";
+        let mut scanned = 0;
+        assert_eq!(find_head_end(&text[..10], &mut scanned), None);
+        assert_eq!(find_head_end(&text[..24], &mut scanned), None);
+        assert_eq!(find_head_end(text, &mut scanned), Some(25));
+        let mut scanned = 0;
+        assert_eq!(
+            find_head_end(b"HTTP/1.0 200 OK\n\nx", &mut scanned),
+            Some(17)
+        );
+    }
+
+    #[test]
+    fn parses_heads() {
+        let h = head("HTTP/1.1 201 Created\r\nContent-Length: 5\r\nX-A:  1 \r\nX-A: 2\r\n\r\n")
+            .unwrap();
+        assert_eq!(
+            (h.version, h.status),
+            (Version::HTTP_11, StatusCode::CREATED)
+        );
+        assert_eq!(h.headers.get_all("x-a").iter().count(), 2);
+        assert_eq!(h.headers["x-a"], "1");
+        assert_eq!(h.framing(GET).unwrap(), Framing::Length(5));
+        assert!(h.keeps_alive());
+
+        let h = head("HTTP/1.0 200\nConnection: Keep-Alive\n\n").unwrap();
+        assert_eq!(h.version, Version::HTTP_10);
+        assert_eq!(h.framing(GET).unwrap(), Framing::UntilClose);
+        assert!(h.keeps_alive());
+        assert!(!head("HTTP/1.0 200 OK\r\n\r\n").unwrap().keeps_alive());
+        assert!(
+            !head("HTTP/1.1 200 OK\r\nConnection: x, close\r\n\r\n")
+                .unwrap()
+                .keeps_alive()
+        );
+
+        for bad in [
+            "HTTP/2 200 OK\r\n\r\n",
+            "HTTP/1.1 20 OK\r\n\r\n",
+            "HTTP/1.1 2000 OK\r\n\r\n",
+            "garbage\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nNo colon\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nA: b\r\n folded\r\n\r\n",
+        ] {
+            assert_eq!(head(bad).unwrap_err().error_code(), 1000, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn frames_bodies() {
+        let framing = |text: &str, request: RequestInfo| head(text).unwrap().framing(request);
+        let chunked =
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 3\r\n\r\n";
+        assert_eq!(framing(chunked, GET).unwrap(), Framing::Chunked);
+        let gzip_only = "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n";
+        assert_eq!(framing(gzip_only, GET).unwrap(), Framing::UntilClose);
+        let head_req = RequestInfo {
+            is_head: true,
+            close: false,
+        };
+        let sized = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n";
+        assert_eq!(framing(sized, head_req).unwrap(), Framing::Empty);
+        for empty in [
+            "HTTP/1.1 204 No Content\r\n\r\n",
+            "HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n",
+        ] {
+            assert_eq!(framing(empty, GET).unwrap(), Framing::Empty);
+        }
+        let same = "HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\n\r\n";
+        assert_eq!(framing(same, GET).unwrap(), Framing::Length(3));
+        for bad in [
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+        ] {
+            assert_eq!(framing(bad, GET).unwrap_err().error_code(), 1000, "{bad:?}");
+        }
+    }
+
+    fn decode_all(input: &[u8], split: usize) -> Result<(Vec<u8>, Vec<u8>), ErrorKind> {
+        let mut decoder = Chunked::default();
+        let mut buf = BytesMut::new();
+        let mut body = Vec::new();
+        let mut fed = 0;
+        loop {
+            match decoder.step(&mut buf)? {
+                Step::Data(n) => body.extend_from_slice(&buf.split_to(n)),
+                Step::Done => return Ok((body, buf.to_vec())),
+                Step::NeedMore => {
+                    if fed == input.len() {
+                        return Err(malformed("truncated"));
+                    }
+                    let end = (fed + split).min(input.len());
+                    buf.extend_from_slice(&input[fed..end]);
+                    fed = end;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn decodes_chunked_bodies_in_any_split() {
+        let input = b"4\r\nWiki\r\n5;ext=1\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nTrailer: x\r\n\r\nNEXT";
+        for split in 1..input.len() {
+            let (body, rest) = decode_all(input, split).unwrap();
+            assert_eq!(body, b"Wikipedia in\r\n\r\nchunks.", "split {split}");
+            assert!(b"NEXT".starts_with(&rest) || rest.is_empty() || rest == b"NEXT");
+        }
+        let (body, _) = decode_all(b"3\nabc\n0\n\n", 64).unwrap();
+        assert_eq!(body, b"abc");
+    }
+
+    #[test]
+    fn rejects_bad_chunks() {
+        for bad in [
+            &b"x\r\n"[..],
+            b"\r\n",
+            b"3\r\nabcX\r\n",
+            b"11111111111111111\r\n",
+            b"3 junk",
+        ] {
+            assert_eq!(
+                decode_all(bad, 64).map(|_| ()).unwrap_err().error_code(),
+                1000
+            );
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! Flows, checks, thresholds, abortOnFail, cookies and the JSON summary, on real HTTP against
+//! the demo server on loopback.
+
+mod common;
+
+use common::{Demo, load, manifest, run_against};
+use stampede_runner::metrics::{Metric, Value};
+use stampede_runner::summary::{SUMMARY_SCHEMA, export_json};
+
+fn rate(outcome: &stampede_runner::engine::RunOutcome, key: &str) -> (u64, u64) {
+    match outcome.summary.metrics.get(key) {
+        Some(Value::Rate { passes, total }) => (*passes, *total),
+        other => panic!("{key} is not a rate: {other:?}"),
+    }
+}
+
+const TRADING: &str = r#"  data:
+    users: {rows: [{username: alice}, {username: bob}, {username: carol}], select: perVU}
+  scenarios: {s: {executor: per-vu-iterations, vus: 3, iterations: 5}}
+  flows:
+    default:
+      - name: login
+        request: {method: POST, url: /api/login, json: {username: "${data.users.username}", password: secret}}
+        checks: {"login ok": "status == 200"}
+        capture: {session: {json: "$.session_id"}}
+      - name: search
+        request: {url: /api/stock/search, query: {query: Samsung}, headers: {Cookie: "session_id=${session}"}}
+        checks: {"search ok": "status == 200", "found results": "body contains \"Samsung\""}
+      - name: buy
+        request: {method: POST, url: /api/stock/buy, headers: {Cookie: "session_id=${session}"}, json: {stock_id: "005930", quantity: 10}}
+        checks: {"buy ok": "status == 200"}
+      - name: search-without-session
+        request: {url: /api/stock/search, query: {query: Samsung}, headers: {Cookie: "session_id=forged"}}
+        checks: {"rejected": "status == 401"}
+"#;
+
+#[test]
+fn a_captured_session_is_reused_and_checks_are_counted() {
+    let demo = Demo::start();
+    let yaml = manifest("trading", TRADING);
+    let test = load(&yaml);
+    let outcome = run_against(&test, &demo.base_url());
+    let summary = &outcome.summary;
+    assert_eq!(summary.metrics.count(Metric::Iterations.name()), 15.0);
+    assert_eq!(summary.metrics.count("http_reqs{name:login}"), 15.0);
+    // The captured session worked for search and buy; the forged one was refused.
+    assert_eq!(rate(&outcome, "checks{check:search ok}"), (15, 15));
+    assert_eq!(rate(&outcome, "checks{check:buy ok}"), (15, 15));
+    assert_eq!(rate(&outcome, "checks{check:rejected}"), (15, 15));
+    assert_eq!(rate(&outcome, Metric::Checks.name()), (75, 75));
+    // 401 is not an expected status: http_req_failed counts exactly those 15.
+    assert_eq!(rate(&outcome, Metric::HttpReqFailed.name()), (15, 60));
+    assert_eq!(
+        summary.steps,
+        ["login", "search", "buy", "search-without-session"]
+    );
+}
+
+#[test]
+fn failing_thresholds_give_exit_code_99_and_passing_ones_0() {
+    let demo = Demo::start();
+    let base = "  scenarios: {s: {executor: shared-iterations, vus: 2, iterations: 20}}\n  flows: {default: [{name: slow, request: {url: /delay/30}}]}\n";
+    let failing = load(&manifest(
+        "fail",
+        &format!(
+            "{base}  thresholds:\n    http_req_duration: [\"p(95)<10\"]\n    http_reqs: [\"count==20\"]\n"
+        ),
+    ));
+    let outcome = run_against(&failing, &demo.base_url());
+    assert_eq!(outcome.exit_code, 99);
+    let p95 = &outcome.summary.thresholds[0];
+    assert!(!p95.ok && p95.value.unwrap() >= 30.0, "{p95:?}");
+    assert!(outcome.summary.thresholds[1].ok);
+    let passing = load(&manifest(
+        "pass",
+        &format!(
+            "{base}  thresholds:\n    \"http_req_duration{{name:slow}}\": [\"p(95)<5000\", \"min>=30\"]\n"
+        ),
+    ));
+    let outcome = run_against(&passing, &demo.base_url());
+    assert_eq!(outcome.exit_code, 0, "{:?}", outcome.summary.thresholds);
+}
+
+#[test]
+fn abort_on_fail_stops_the_test_early() {
+    let demo = Demo::start();
+    let yaml = manifest(
+        "abort",
+        "  scenarios: {s: {executor: constant-vus, vus: 3, duration: 20s, gracefulStop: 1s}}\n  flows: {default: [{name: broken, request: {url: /status/500}}]}\n  thresholds:\n    http_req_failed: [{threshold: \"rate<0.5\", abortOnFail: true, delayAbortEval: 1s}]\n",
+    );
+    let outcome = run_against(&load(&yaml), &demo.base_url());
+    assert_eq!(outcome.exit_code, 99);
+    assert!(
+        outcome.summary.seconds() < 6.0,
+        "ran {}s of 20s",
+        outcome.summary.seconds()
+    );
+    assert!(
+        outcome
+            .summary
+            .aborted
+            .as_deref()
+            .unwrap_or("")
+            .contains("abortOnFail")
+    );
+}
+
+#[test]
+fn the_cookie_jar_is_reset_before_every_iteration() {
+    let demo = Demo::start();
+    let yaml = manifest(
+        "cookies",
+        r#"  scenarios: {s: {executor: per-vu-iterations, vus: 1, iterations: 3}}
+  flows:
+    default:
+      - name: before
+        request: {url: /cookies}
+        checks: {"jar starts empty": "json(\"$.cookies.flavour\") == null"}
+      - name: set
+        request: {url: "/cookies/set?flavour=${iter}"}
+      - name: after
+        request: {url: /cookies}
+        checks: {"jar sends it": "json(\"$.cookies.flavour\") == \"${iter}\""}
+"#,
+    );
+    let outcome = run_against(&load(&yaml), &demo.base_url());
+    assert_eq!(rate(&outcome, "checks{check:jar starts empty}"), (3, 3));
+    assert_eq!(rate(&outcome, "checks{check:jar sends it}"), (3, 3));
+}
+
+#[test]
+fn timing_phases_are_non_negative_and_sum_to_the_duration() {
+    let demo = Demo::start();
+    let yaml = manifest(
+        "phases",
+        "  scenarios: {s: {executor: shared-iterations, vus: 2, iterations: 40}}\n  flows: {default: [{request: {url: /delay/5}}]}\n",
+    );
+    let outcome = run_against(&load(&yaml), &demo.base_url());
+    let trend = |name: &str| outcome.summary.metrics.trend(name).cloned().unwrap();
+    let duration = trend("http_req_duration");
+    let (sending, waiting, receiving) = (
+        trend("http_req_sending"),
+        trend("http_req_waiting"),
+        trend("http_req_receiving"),
+    );
+    for phase in [
+        "http_req_blocked",
+        "http_req_connecting",
+        "http_req_tls_handshaking",
+        "http_req_sending",
+        "http_req_waiting",
+        "http_req_receiving",
+    ] {
+        assert!(trend(phase).min_or_zero() >= 0.0, "{phase}");
+    }
+    let sum = sending.sum + waiting.sum + receiving.sum;
+    assert!(
+        (sum - duration.sum).abs() < 1e-6 * duration.sum.max(1.0),
+        "phases {sum} vs duration {}",
+        duration.sum
+    );
+    // The server holds each answer 5 ms: that time lies in sending + waiting (a busy worker
+    // may flush the request late, which moves a little of it into sending), so every
+    // duration is at least 5 ms and a typical request spends it waiting.
+    assert!(
+        duration.min_or_zero() >= 5.0,
+        "duration min {}",
+        duration.min_or_zero()
+    );
+    assert!(
+        waiting.percentile(50.0) >= 5.0,
+        "waiting median {}",
+        waiting.percentile(50.0)
+    );
+}
+
+#[test]
+fn a_missing_required_capture_skips_the_rest_of_the_iteration() {
+    let demo = Demo::start();
+    let yaml = manifest(
+        "capture",
+        r#"  scenarios: {s: {executor: per-vu-iterations, vus: 1, iterations: 2}}
+  flows:
+    default:
+      - name: first
+        request: {url: /json}
+        capture: {missing: {json: "$.no.such.field"}}
+      - name: never
+        request: {url: /}
+"#,
+    );
+    let outcome = run_against(&load(&yaml), &demo.base_url());
+    assert_eq!(outcome.summary.metrics.count("http_reqs{name:first}"), 2.0);
+    assert_eq!(outcome.summary.metrics.count("http_reqs{name:never}"), 0.0);
+    assert_eq!(outcome.errors, 2);
+}
+
+#[test]
+fn the_json_summary_matches_its_schema() {
+    let demo = Demo::start();
+    let yaml = manifest("trading", TRADING)
+        + "  thresholds:\n    http_req_duration: [\"p(95)<2000\"]\n    checks: [\"rate>0.5\"]\n";
+    let outcome = run_against(&load(&yaml), &demo.base_url());
+    let exported = export_json(&outcome.summary);
+    let schema: serde_json::Value = serde_json::from_str(SUMMARY_SCHEMA).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(&exported)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(exported["passed"], true);
+    assert_eq!(exported["steps"][0]["name"], "login");
+    assert_eq!(exported["metrics"]["http_reqs"]["values"]["count"], 60.0);
+    // The schema is strict enough to catch a wrong document.
+    let mut broken = exported.clone();
+    broken["thresholds"][0]["ok"] = serde_json::json!("yes");
+    assert!(!validator.is_valid(&broken));
+}
