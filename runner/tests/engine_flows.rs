@@ -217,3 +217,30 @@ fn the_json_summary_matches_its_schema() {
     broken["thresholds"][0]["ok"] = serde_json::json!("yes");
     assert!(!validator.is_valid(&broken));
 }
+
+#[test]
+fn redirect_hops_are_counted_and_groups_timed() {
+    let demo = Demo::start();
+    let yaml = manifest(
+        "redirects",
+        r#"  scenarios: {s: {executor: per-vu-iterations, vus: 1, iterations: 2}}
+  flows:
+    default:
+      - group: browse
+        steps:
+          - name: hops
+            request: {url: /redirect/3}
+            checks: {"landed": "status == 200"}
+"#,
+    );
+    let outcome = run_against(&load(&yaml), &demo.base_url());
+    // k6 counts every hop: 3 redirects + the final request, per iteration.
+    assert_eq!(outcome.summary.metrics.count("http_reqs"), 8.0);
+    assert_eq!(rate(&outcome, "checks{check:landed}"), (2, 2));
+    let group = outcome
+        .summary
+        .metrics
+        .trend("group_duration{group:::browse}")
+        .expect("group series");
+    assert_eq!(group.count(), 2);
+}
