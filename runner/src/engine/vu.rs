@@ -17,7 +17,7 @@ use super::flow::{
     Action, BodyTemplate, CaptureSource, CompiledFlow, CompiledRequest, CompiledStep,
 };
 use super::shared::{ScenarioContext, Shared};
-use crate::http::{BodyMode, OutgoingRequest, SendOptions, Target, VuClient};
+use crate::http::{BodyMode, OutgoingRequest, SendOptions, Target, Timings, VuClient};
 use crate::metrics::recorder::HttpFigures;
 use crate::metrics::{Metric, SampleTags};
 
@@ -154,6 +154,25 @@ struct Outcome {
     duration_ms: f64,
     headers: HeaderMap,
     body: Bytes,
+}
+
+/// A request's figures in milliseconds, as the recorder takes them.
+fn http_figures(timings: &Timings, failed: bool, sent: u64, received: u64) -> HttpFigures {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    HttpFigures {
+        failed,
+        phases: [
+            ms(timings.blocked),
+            ms(timings.connecting),
+            ms(timings.tls_handshaking),
+            ms(timings.sending),
+            ms(timings.waiting),
+            ms(timings.receiving),
+        ],
+        duration: ms(timings.duration),
+        sent,
+        received,
+    }
 }
 
 impl Vu {
@@ -500,22 +519,12 @@ impl Vu {
                 Ok(response) => {
                     let status = response.status.as_u16();
                     let expected = request.expected.contains(status);
-                    let t = &response.timings;
-                    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-                    let figures = HttpFigures {
-                        failed: !expected,
-                        phases: [
-                            ms(t.blocked),
-                            ms(t.connecting),
-                            ms(t.tls_handshaking),
-                            ms(t.sending),
-                            ms(t.waiting),
-                            ms(t.receiving),
-                        ],
-                        duration: ms(t.duration),
-                        sent: response.bytes_sent,
-                        received: response.bytes_received,
-                    };
+                    let figures = http_figures(
+                        &response.timings,
+                        !expected,
+                        response.bytes_sent,
+                        response.bytes_received,
+                    );
                     let tags = SampleTags {
                         name: Some(&request.name),
                         method: Some(method_name),
@@ -567,22 +576,8 @@ impl Vu {
                     });
                 }
                 Err(error) => {
-                    let t = &error.timings;
-                    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-                    let figures = HttpFigures {
-                        failed: true,
-                        phases: [
-                            ms(t.blocked),
-                            ms(t.connecting),
-                            ms(t.tls_handshaking),
-                            ms(t.sending),
-                            ms(t.waiting),
-                            ms(t.receiving),
-                        ],
-                        duration: ms(t.duration),
-                        sent: error.bytes_sent,
-                        received: error.bytes_received,
-                    };
+                    let figures =
+                        http_figures(&error.timings, true, error.bytes_sent, error.bytes_received);
                     let tags = SampleTags {
                         name: Some(&request.name),
                         method: Some(method_name),

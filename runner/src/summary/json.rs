@@ -91,24 +91,14 @@ pub fn export_json(summary: &Summary) -> Json {
         })
         .collect();
     let steps: Vec<Json> = summary
-        .steps
+        .step_rows()
         .iter()
-        .filter_map(|name| {
-            let filter = [("name".to_string(), name.clone())];
-            let requests = summary.metrics.count(&canonical_key("http_reqs", &filter));
-            if requests == 0.0 {
-                return None;
-            }
-            let failed_rate = match summary.metrics.get(&canonical_key("http_req_failed", &filter)) {
-                Some(Value::Rate { passes, total }) if *total > 0 => *passes as f64 / *total as f64,
-                _ => 0.0,
-            };
-            let trend = summary.metrics.trend(&canonical_key("http_req_duration", &filter));
-            let p = |q: f64| trend.map_or(0.0, |t| t.percentile(q));
-            Some(json!({
-                "name": name, "reqs": requests, "rps": requests / seconds, "failedRate": failed_rate,
-                "p50Ms": p(50.0), "p95Ms": p(95.0), "p99Ms": p(99.0)
-            }))
+        .map(|row| {
+            let p = |q: f64| row.duration.map_or(0.0, |t| t.percentile(q));
+            json!({
+                "name": row.name, "reqs": row.requests, "rps": row.requests / seconds,
+                "failedRate": row.failed_rate, "p50Ms": p(50.0), "p95Ms": p(95.0), "p99Ms": p(99.0)
+            })
         })
         .collect();
     json!({

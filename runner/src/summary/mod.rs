@@ -7,7 +7,9 @@ mod text;
 
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::Snapshot;
+use crate::metrics::registry::canonical_key;
+use crate::metrics::snapshot::Trend;
+use crate::metrics::{Snapshot, Value};
 use crate::thresholds::ThresholdResult;
 
 pub use format::{format_bytes, format_ms, format_number, is_time_key};
@@ -69,7 +71,50 @@ pub struct Summary {
     pub aborted: Option<String>,
 }
 
+/// One row of the per-step table.
+#[derive(Debug, Clone)]
+pub struct StepRow<'a> {
+    /// The step's `name` tag.
+    pub name: &'a str,
+    /// Requests it sent.
+    pub requests: f64,
+    /// Its `http_req_failed` rate.
+    pub failed_rate: f64,
+    /// Its `http_req_duration`.
+    pub duration: Option<&'a Trend>,
+}
+
 impl Summary {
+    /// The per-step rows, in flow order, for steps that sent requests.
+    pub fn step_rows(&self) -> Vec<StepRow<'_>> {
+        self.steps
+            .iter()
+            .filter_map(|name| {
+                let filter = [("name".to_string(), name.clone())];
+                let requests = self.metrics.count(&canonical_key("http_reqs", &filter));
+                if requests == 0.0 {
+                    return None;
+                }
+                let failed_rate = match self.metrics.get(&canonical_key("http_req_failed", &filter))
+                {
+                    Some(Value::Rate { passes, total }) if *total > 0 => {
+                        *passes as f64 / *total as f64
+                    }
+                    _ => 0.0,
+                };
+                let duration = self
+                    .metrics
+                    .trend(&canonical_key("http_req_duration", &filter));
+                Some(StepRow {
+                    name,
+                    requests,
+                    failed_rate,
+                    duration,
+                })
+            })
+            .collect()
+    }
+
     /// True when every threshold held.
     pub fn passed(&self) -> bool {
         self.thresholds.iter().all(|t| t.ok)

@@ -271,34 +271,13 @@ fn write_checks(summary: &Summary, seconds: f64, out: &mut impl Write) -> io::Re
 }
 
 fn write_steps(summary: &Summary, seconds: f64, out: &mut impl Write) -> io::Result<()> {
-    let rows: Vec<(String, f64, f64, Option<&Trend>)> = summary
-        .steps
-        .iter()
-        .filter_map(|name| {
-            let filter = [("name".to_string(), name.clone())];
-            let requests = summary.metrics.count(&canonical_key("http_reqs", &filter));
-            if requests == 0.0 {
-                return None;
-            }
-            let failed = match summary
-                .metrics
-                .get(&canonical_key("http_req_failed", &filter))
-            {
-                Some(Value::Rate { passes, total }) if *total > 0 => *passes as f64 / *total as f64,
-                _ => 0.0,
-            };
-            let trend = summary
-                .metrics
-                .trend(&canonical_key("http_req_duration", &filter));
-            Some((name.clone(), requests, failed, trend))
-        })
-        .collect();
+    let rows = summary.step_rows();
     if rows.is_empty() {
         return Ok(());
     }
     let width = rows
         .iter()
-        .map(|r| r.0.chars().count())
+        .map(|r| r.name.chars().count())
         .max()
         .unwrap_or(4)
         .max(4);
@@ -308,8 +287,12 @@ fn write_steps(summary: &Summary, seconds: f64, out: &mut impl Write) -> io::Res
         "    {:<width$}  {:>9}  {:>10}  {:>7}  {:>9}  {:>9}  {:>9}",
         "step", "reqs", "rps", "failed", "p50", "p95", "p99"
     )?;
-    for (name, requests, failed, trend) in rows {
-        let p = |q: f64| trend.map_or("-".to_string(), |t| format_ms(t.percentile(q)));
+    for row in rows {
+        let (name, requests, failed) = (row.name, row.requests, row.failed_rate);
+        let p = |q: f64| {
+            row.duration
+                .map_or("-".to_string(), |t| format_ms(t.percentile(q)))
+        };
         writeln!(
             out,
             "    {name:<width$}  {requests:>9}  {:>10.2}  {:>6.2}%  {:>9}  {:>9}  {:>9}",
