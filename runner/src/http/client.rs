@@ -586,15 +586,9 @@ async fn write_request(stream: &mut Timed, head: &[u8], body: &[u8]) -> std::io:
 
 /// Reads until a whole response head is buffered, then parses it (removing it from `buf`).
 async fn read_head(stream: &mut Timed, buf: &mut BytesMut) -> Result<Head, ErrorKind> {
-    let mut scanned = 0;
     loop {
-        if let Some(len) = h1::find_head_end(buf, &mut scanned) {
-            return h1::parse_head(buf.split_to(len).freeze());
-        }
-        if buf.len() >= h1::MAX_HEAD_BYTES {
-            return Err(ErrorKind::Protocol(
-                "malformed HTTP response: header too large".into(),
-            ));
+        if let Some(head) = h1::parse_head(buf)? {
+            return Ok(head);
         }
         if fill(stream, buf, READ_CHUNK as u64).await? == 0 {
             // Go reports a server that closes before answering as `EOF`.

@@ -2,23 +2,29 @@
 //!
 //! Pure functions over byte buffers (no IO), so every rule is unit-tested here. Requests are
 //! written as Go's `net/http` writes them (canonical header case, `Host` and `User-Agent`
-//! first); responses are parsed strictly enough to frame bodies safely (RFC 9112 §6.3).
+//! first); response heads, chunk sizes and trailers are parsed by `httparse` (hyper's parser),
+//! and bodies are framed as RFC 9112 §6.3 says.
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING, USER_AGENT};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
+use httparse::Status;
 
 use super::error::ErrorKind;
 use super::target::Target;
 
 /// Response heads larger than this are refused (hyper's default buffer limit is ~400 KiB,
 /// Go's 1 MiB; 64 KiB keeps a VU's worst case small and no real server needs more).
-pub(crate) const MAX_HEAD_BYTES: usize = 64 * 1024;
+const MAX_HEAD_BYTES: usize = 64 * 1024;
 
-/// A chunk-size or trailer line longer than this is malformed.
+/// Most header (or trailer) lines a response may have: hyper's default. The parser's slots
+/// live on the stack only while a head is parsed, never in an idle VU.
+const MAX_HEADERS: usize = 100;
+
+/// A chunk-size line (with its extensions) longer than this is malformed.
 const MAX_LINE_BYTES: usize = 4096;
 
-fn malformed(what: &str) -> ErrorKind {
+fn malformed(what: impl std::fmt::Display) -> ErrorKind {
     ErrorKind::Protocol(format!("malformed HTTP response: {what}"))
 }
 
@@ -194,110 +200,54 @@ impl Head {
     }
 }
 
-/// Finds the end of a response head in `buf`: the length up to and including the blank line.
-/// `scanned` remembers how far previous calls looked (pass 0 at first).
-pub(crate) fn find_head_end(buf: &[u8], scanned: &mut usize) -> Option<usize> {
-    let from = scanned.saturating_sub(3);
-    let mut i = from;
-    while let Some(offset) = buf[i..].iter().position(|&b| b == b'\n') {
-        let nl = i + offset;
-        // A blank line: "\n\n" or "\n\r\n".
-        if nl >= 1 && buf[nl - 1] == b'\n' {
-            return Some(nl + 1);
+/// Parses the response head at the front of `buf` once it is all there, removing it from
+/// `buf`; `Ok(None)` asks for more bytes. Header values share the head's memory.
+pub(crate) fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, ErrorKind> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut slots);
+    let len = match response.parse(buf) {
+        Ok(Status::Complete(len)) => len,
+        Ok(Status::Partial) if buf.len() >= MAX_HEAD_BYTES => {
+            return Err(malformed("header too large"));
         }
-        if nl >= 2 && buf[nl - 1] == b'\r' && buf[nl - 2] == b'\n' {
-            return Some(nl + 1);
-        }
-        i = nl + 1;
-    }
-    *scanned = buf.len();
-    None
-}
-
-/// Parses a complete head (as found by [`find_head_end`]). Header values share `head`'s memory.
-pub(crate) fn parse_head(head: Bytes) -> Result<Head, ErrorKind> {
-    let mut lines = Lines {
-        bytes: &head,
-        pos: 0,
+        Ok(Status::Partial) => return Ok(None),
+        Err(e) => return Err(malformed(e)),
     };
-    let status_line = lines.next().ok_or_else(|| malformed("empty"))?;
-    let (version, status) = parse_status_line(&head[status_line.0..status_line.1])?;
-    let count = head
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        .saturating_sub(2);
+    let version = match response.version {
+        Some(0) => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    };
+    let status = response
+        .code
+        .and_then(|code| StatusCode::from_u16(code).ok())
+        .ok_or_else(|| malformed("invalid response status"))?;
+    // The parsed lines borrow `buf`; their values are to be slices of the head once it is split
+    // off, so note where each name and value lies (offsets into `buf`) before splitting.
+    let start = buf.as_ptr().addr();
+    let offset = |part: &[u8]| match part {
+        [] => 0,
+        _ => part.as_ptr().addr() - start,
+    };
+    let mut spans = [(0, 0, 0, 0); MAX_HEADERS];
+    let count = response.headers.len();
+    for (span, header) in spans.iter_mut().zip(response.headers.iter()) {
+        let (name, value) = (header.name.as_bytes(), header.value);
+        *span = (offset(name), name.len(), offset(value), value.len());
+    }
+    let head = buf.split_to(len).freeze();
     let mut headers = HeaderMap::with_capacity(count);
-    for (start, end) in lines {
-        let line = &head[start..end];
-        if line.is_empty() {
-            break;
-        }
-        if matches!(line[0], b' ' | b'\t') {
-            return Err(malformed("obsolete line folding"));
-        }
-        let colon = line
-            .iter()
-            .position(|&b| b == b':')
-            .ok_or_else(|| malformed("header line without ':'"))?;
-        let name =
-            HeaderName::from_bytes(&line[..colon]).map_err(|_| malformed("invalid header name"))?;
-        let raw = &line[colon + 1..];
-        let value = raw.trim_ascii();
-        let value_start = start + colon + 1 + (raw.len() - raw.trim_ascii_start().len());
-        let value =
-            HeaderValue::from_maybe_shared(head.slice(value_start..value_start + value.len()))
-                .map_err(|_| malformed("invalid header value"))?;
+    for &(name, name_len, value, value_len) in &spans[..count] {
+        let name = HeaderName::from_bytes(&head[name..name + name_len])
+            .map_err(|_| malformed("invalid header name"))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(value..value + value_len))
+            .map_err(|_| malformed("invalid header value"))?;
         headers.append(name, value);
     }
-    Ok(Head {
+    Ok(Some(Head {
         version,
         status,
         headers,
-    })
-}
-
-fn parse_status_line(line: &[u8]) -> Result<(Version, StatusCode), ErrorKind> {
-    let rest = line
-        .strip_prefix(b"HTTP/1.")
-        .ok_or_else(|| malformed("not an HTTP/1.x status line"))?;
-    let version = match rest.first() {
-        Some(b'0') => Version::HTTP_10,
-        Some(b) if b.is_ascii_digit() => Version::HTTP_11,
-        _ => return Err(malformed("bad version")),
-    };
-    let code = rest
-        .get(1..5)
-        .filter(|code| code[0] == b' ' && (code.len() == 4))
-        .map(|code| &code[1..])
-        .ok_or_else(|| malformed("bad status code"))?;
-    if rest.len() > 5 && rest[5] != b' ' {
-        return Err(malformed("bad status code"));
-    }
-    let status = StatusCode::from_bytes(code).map_err(|_| malformed("bad status code"))?;
-    Ok((version, status))
-}
-
-/// Line spans of a head, without their `\r\n` or `\n`.
-struct Lines<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl Iterator for Lines<'_> {
-    type Item = (usize, usize);
-
-    fn next(&mut self) -> Option<(usize, usize)> {
-        let rest = self.bytes.get(self.pos..)?;
-        let nl = rest.iter().position(|&b| b == b'\n')?;
-        let start = self.pos;
-        let mut end = start + nl;
-        if end > start && self.bytes[end - 1] == b'\r' {
-            end -= 1;
-        }
-        self.pos = start + nl + 1;
-        Some((start, end))
-    }
+    }))
 }
 
 /// One step of chunked decoding.
@@ -335,25 +285,19 @@ impl Chunked {
         loop {
             match self.state {
                 ChunkState::Size => {
-                    let Some(line_end) = take_line(buf)? else {
-                        return Ok(Step::NeedMore);
+                    // httparse reads an empty size as 0; RFC 9112 §7.1 wants a digit.
+                    if buf.first().is_some_and(|b| !b.is_ascii_hexdigit()) {
+                        return Err(malformed("invalid chunk size"));
+                    }
+                    let (consumed, size) = match httparse::parse_chunk_size(buf) {
+                        Ok(Status::Complete(parsed)) => parsed,
+                        Ok(Status::Partial) if buf.len() > MAX_LINE_BYTES => {
+                            return Err(malformed("chunk line too long"));
+                        }
+                        Ok(Status::Partial) => return Ok(Step::NeedMore),
+                        Err(_) => return Err(malformed("invalid chunk size")),
                     };
-                    let line = &buf[..line_end.0];
-                    let digits = line
-                        .iter()
-                        .position(|&b| !b.is_ascii_hexdigit())
-                        .unwrap_or(line.len());
-                    if digits == 0 || digits > 16 {
-                        return Err(malformed("invalid chunk size"));
-                    }
-                    let rest = &line[digits..];
-                    if !rest.is_empty() && !matches!(rest[0], b';' | b' ' | b'\t') {
-                        return Err(malformed("invalid chunk size"));
-                    }
-                    let hex = std::str::from_utf8(&line[..digits]).unwrap_or("x");
-                    let size = u64::from_str_radix(hex, 16)
-                        .map_err(|_| malformed("invalid chunk size"))?;
-                    buf.advance(line_end.1);
+                    buf.advance(consumed);
                     if size == 0 {
                         self.state = ChunkState::Trailers;
                     } else {
@@ -374,29 +318,28 @@ impl Chunked {
                     }
                     return Ok(Step::Data(n));
                 }
-                ChunkState::DataEnd => match buf.first() {
-                    None => return Ok(Step::NeedMore),
-                    Some(b'\n') => {
-                        buf.advance(1);
-                        self.state = ChunkState::Size;
+                ChunkState::DataEnd => {
+                    if !b"\r\n".starts_with(&buf[..buf.len().min(2)]) {
+                        return Err(malformed("missing CRLF after chunk"));
                     }
-                    Some(b'\r') => match buf.get(1) {
-                        None => return Ok(Step::NeedMore),
-                        Some(b'\n') => {
-                            buf.advance(2);
-                            self.state = ChunkState::Size;
-                        }
-                        Some(_) => return Err(malformed("missing CRLF after chunk")),
-                    },
-                    Some(_) => return Err(malformed("missing CRLF after chunk")),
-                },
-                ChunkState::Trailers => {
-                    let Some((len, consumed)) = take_line(buf)? else {
+                    if buf.len() < 2 {
                         return Ok(Step::NeedMore);
-                    };
-                    buf.advance(consumed);
-                    if len == 0 {
-                        self.state = ChunkState::Done;
+                    }
+                    buf.advance(2);
+                    self.state = ChunkState::Size;
+                }
+                ChunkState::Trailers => {
+                    let mut trailers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                    match httparse::parse_headers(buf, &mut trailers) {
+                        Ok(Status::Complete((consumed, _))) => {
+                            buf.advance(consumed);
+                            self.state = ChunkState::Done;
+                        }
+                        Ok(Status::Partial) if buf.len() >= MAX_HEAD_BYTES => {
+                            return Err(malformed("trailers too large"));
+                        }
+                        Ok(Status::Partial) => return Ok(Step::NeedMore),
+                        Err(e) => return Err(malformed(e)),
                     }
                 }
                 ChunkState::Done => return Ok(Step::Done),
@@ -405,30 +348,13 @@ impl Chunked {
     }
 }
 
-/// The next line in `buf`: (length without line ending, length with it), if complete.
-fn take_line(buf: &BytesMut) -> Result<Option<(usize, usize)>, ErrorKind> {
-    match buf.iter().position(|&b| b == b'\n') {
-        Some(nl) => {
-            let len = if nl > 0 && buf[nl - 1] == b'\r' {
-                nl - 1
-            } else {
-                nl
-            };
-            Ok(Some((len, nl + 1)))
-        }
-        None if buf.len() > MAX_LINE_BYTES => Err(malformed("chunk line too long")),
-        None => Ok(None),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn head(text: &str) -> Result<Head, ErrorKind> {
-        let mut scanned = 0;
-        let end = find_head_end(text.as_bytes(), &mut scanned).expect("complete head");
-        parse_head(Bytes::copy_from_slice(&text.as_bytes()[..end]))
+        let mut buf = BytesMut::from(text);
+        parse_head(&mut buf).map(|head| head.expect("complete head"))
     }
 
     const GET: RequestInfo = RequestInfo {
@@ -479,17 +405,45 @@ mod tests {
     }
 
     #[test]
-    fn finds_head_ends_incrementally() {
+    fn parses_heads_incrementally() {
         let text = b"HTTP/1.1 200 OK\r\nA: b\r\n\r\nbody";
-        let mut scanned = 0;
-        assert_eq!(find_head_end(&text[..10], &mut scanned), None);
-        assert_eq!(find_head_end(&text[..24], &mut scanned), None);
-        assert_eq!(find_head_end(text, &mut scanned), Some(25));
-        let mut scanned = 0;
+        let mut buf = BytesMut::new();
+        for (i, &byte) in text[..24].iter().enumerate() {
+            buf.extend_from_slice(&[byte]);
+            assert!(parse_head(&mut buf).unwrap().is_none(), "{i}");
+        }
+        buf.extend_from_slice(&text[24..]);
+        let head = parse_head(&mut buf).unwrap().expect("complete head");
+        assert_eq!(head.headers["a"], "b");
+        assert_eq!(&buf[..], b"body");
+
+        let mut buf = BytesMut::from(&b"HTTP/1.0 200 OK\n\nx"[..]);
         assert_eq!(
-            find_head_end(b"HTTP/1.0 200 OK\n\nx", &mut scanned),
-            Some(17)
+            parse_head(&mut buf).unwrap().unwrap().version,
+            Version::HTTP_10
         );
+        assert_eq!(&buf[..], b"x");
+    }
+
+    #[test]
+    fn refuses_oversized_heads() {
+        let mut big = BytesMut::from(&b"HTTP/1.1 200 OK\r\nX-Big: "[..]);
+        big.resize(MAX_HEAD_BYTES - 1, b'a');
+        assert!(parse_head(&mut big).unwrap().is_none());
+        big.extend_from_slice(b"a");
+        assert_eq!(parse_head(&mut big).unwrap_err().error_code(), 1000);
+
+        let mut many = String::from("HTTP/1.1 200 OK\r\n");
+        for i in 0..MAX_HEADERS {
+            many.push_str(&format!("X-{i}: {i}\r\n"));
+        }
+        assert_eq!(
+            head(&format!("{many}\r\n")).unwrap().headers.len(),
+            MAX_HEADERS
+        );
+        let err = head(&format!("{many}X-Last: 1\r\n\r\n")).unwrap_err();
+        assert_eq!(err.error_code(), 1000);
+        assert!(err.to_string().contains("too many headers"), "{err}");
     }
 
     #[test]
@@ -502,6 +456,10 @@ mod tests {
         );
         assert_eq!(h.headers.get_all("x-a").iter().count(), 2);
         assert_eq!(h.headers["x-a"], "1");
+        let blank = head("HTTP/1.1 200 OK\r\nX-Empty:\r\nX-Blank: \t \r\nB: 2\r\n\r\n").unwrap();
+        assert_eq!(blank.headers["x-empty"], "");
+        assert_eq!(blank.headers["x-blank"], "");
+        assert_eq!(blank.headers["b"], "2");
         assert_eq!(h.framing(GET).unwrap(), Framing::Length(5));
         assert!(h.keeps_alive());
 
@@ -524,6 +482,8 @@ mod tests {
             "HTTP/1.1 200 OK\r\nNo colon\r\n\r\n",
             "HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
             "HTTP/1.1 200 OK\r\nA: b\r\n folded\r\n\r\n",
+            "HTTP/1.1 000 OK\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nA: b\x01c\r\n\r\n",
         ] {
             assert_eq!(head(bad).unwrap_err().error_code(), 1000, "{bad:?}");
         }
@@ -589,8 +549,8 @@ mod tests {
             assert_eq!(body, b"Wikipedia in\r\n\r\nchunks.", "split {split}");
             assert!(b"NEXT".starts_with(&rest) || rest.is_empty() || rest == b"NEXT");
         }
-        let (body, _) = decode_all(b"3\nabc\n0\n\n", 64).unwrap();
-        assert_eq!(body, b"abc");
+        let (body, rest) = decode_all(b"3;a=\"b\"\r\nabc\r\n0\r\n\r\n", 64).unwrap();
+        assert_eq!((&body[..], &rest[..]), (&b"abc"[..], &b""[..]));
     }
 
     #[test]
@@ -601,6 +561,10 @@ mod tests {
             b"3\r\nabcX\r\n",
             b"11111111111111111\r\n",
             b"3 junk",
+            // Chunk lines end in CRLF, not a bare LF (RFC 9112 §7.1; hyper is as strict).
+            b"3\nabc\n0\n\n",
+            b"3\r\nabc\n0\r\n\r\n",
+            b"0\r\nBad Trailer: x\r\n\r\n",
         ] {
             assert_eq!(
                 decode_all(bad, 64).map(|_| ()).unwrap_err().error_code(),
