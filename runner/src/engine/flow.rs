@@ -111,6 +111,8 @@ pub struct CompiledRequest {
     pub name: String,
     /// Extra tags (request `tags` other than name).
     pub tags: Vec<(String, String)>,
+    /// The resolved target of a literal URL, set on first use.
+    pub fixed_target: std::sync::OnceLock<crate::http::Target>,
 }
 
 /// A compiled capture.
@@ -389,6 +391,7 @@ impl<'a> Compiler<'a> {
                 .filter(|(k, _)| k.as_str() != "name")
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+            fixed_target: std::sync::OnceLock::new(),
         })
     }
 }

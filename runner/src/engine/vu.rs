@@ -369,6 +369,23 @@ impl Vu {
         Ok(())
     }
 
+    fn render_headers(
+        &mut self,
+        request: &CompiledRequest,
+        shared: &Shared,
+        scenario: &ScenarioContext,
+        iteration_in_test: u64,
+    ) -> Result<HeaderMap, String> {
+        let mut headers = HeaderMap::with_capacity(request.headers.len() + 2);
+        for (name, value) in &request.headers {
+            let value = self.render(value, shared, scenario, iteration_in_test)?;
+            let value = HeaderValue::from_str(&value)
+                .map_err(|_| format!("header {name}: value is not valid in a header"))?;
+            headers.insert(name.clone(), value);
+        }
+        Ok(headers)
+    }
+
     fn build_url(
         &mut self,
         request: &CompiledRequest,
@@ -376,6 +393,12 @@ impl Vu {
         scenario: &ScenarioContext,
         iteration_in_test: u64,
     ) -> Result<Target, String> {
+        // A literal URL without query parameters resolves to the same target every time:
+        // join it once per request definition, not once per request.
+        let literal = request.url.is_literal() && request.query.is_empty();
+        if literal && let Some(target) = request.fixed_target.get() {
+            return Ok(target.clone());
+        }
         let mut url = self.render(&request.url, shared, scenario, iteration_in_test)?;
         if !request.query.is_empty() {
             let mut pairs = form_urlencoded::Serializer::new(String::new());
@@ -386,15 +409,19 @@ impl Vu {
             url.push(if url.contains('?') { '&' } else { '?' });
             url.push_str(&pairs.finish());
         }
-        if url.starts_with("http://") || url.starts_with("https://") {
-            Target::parse(&url).map_err(|e| format!("url {url:?}: {e}"))
+        let target = if url.starts_with("http://") || url.starts_with("https://") {
+            Target::parse(&url).map_err(|e| format!("url {url:?}: {e}"))?
         } else {
             let base = shared
                 .base_url
                 .as_ref()
                 .ok_or_else(|| format!("url {url:?} is relative but no baseUrl is set"))?;
-            Target::join(base, &url).map_err(|e| format!("url {url:?}: {e}"))
+            Target::join(base, &url).map_err(|e| format!("url {url:?}: {e}"))?
+        };
+        if literal {
+            let _ = request.fixed_target.set(target.clone());
         }
+        Ok(target)
     }
 
     fn render_body(
@@ -474,13 +501,7 @@ impl Vu {
         iteration_in_test: u64,
     ) -> Result<Outcome, String> {
         let mut target = self.build_url(request, shared, scenario, iteration_in_test)?;
-        let mut headers = HeaderMap::with_capacity(request.headers.len() + 2);
-        for (name, value) in &request.headers {
-            let value = self.render(value, shared, scenario, iteration_in_test)?;
-            let value = HeaderValue::from_str(&value)
-                .map_err(|_| format!("header {name}: value is not valid in a header"))?;
-            headers.insert(name.clone(), value);
-        }
+        let mut headers = self.render_headers(request, shared, scenario, iteration_in_test)?;
         let mut body = self.render_body(request, shared, scenario, iteration_in_test)?;
         let mut method = request.method.clone();
         let custom: Cow<'_, [(String, String)]> = if request.tags.is_empty() {
@@ -491,7 +512,18 @@ impl Vu {
         let explicit_cookie = headers.contains_key(http::header::COOKIE);
         let mut redirects = 0;
         loop {
-            let mut hop_headers = headers.clone();
+            // The first hop takes the rendered headers; a redirect hop renders them again
+            // (redirects are rare, a header map copy per request is not).
+            let mut hop_headers = if redirects == 0 {
+                std::mem::take(&mut headers)
+            } else {
+                let mut again =
+                    self.render_headers(request, shared, scenario, iteration_in_test)?;
+                if method == Method::GET && request.method != Method::GET {
+                    again.remove(http::header::CONTENT_TYPE);
+                }
+                again
+            };
             if !explicit_cookie
                 && let Some(cookie) = self
                     .cookies
@@ -564,7 +596,6 @@ impl Vu {
                         {
                             method = Method::GET;
                             body = Bytes::new();
-                            headers.remove(http::header::CONTENT_TYPE);
                         }
                         continue;
                     }
