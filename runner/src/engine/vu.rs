@@ -652,6 +652,7 @@ impl Vu {
             None
         };
         // Captures first, so checks may read what was captured.
+        let mut missing = None;
         for capture in &step.captures {
             let found: Option<String> = match &capture.source {
                 CaptureSource::Json(path) => json.as_ref().and_then(|value| {
@@ -682,23 +683,15 @@ impl Vu {
                     }
                 }
                 None => {
-                    self.record_checks(
-                        step,
-                        outcome,
-                        body_text,
-                        json.as_ref(),
-                        shared,
-                        scenario,
-                        group,
-                        iteration_in_test,
-                    );
-                    return Err(format!(
+                    missing = Some(format!(
                         "capture {:?} found nothing in the response (status {}); the rest of the iteration is skipped (mark it optional: true to go on)",
                         capture.name, outcome.status
                     ));
+                    break;
                 }
             }
         }
+        // Checks are recorded even when a capture failed: they describe this response.
         self.record_checks(
             step,
             outcome,
@@ -709,7 +702,7 @@ impl Vu {
             group,
             iteration_in_test,
         );
-        Ok(())
+        missing.map_or(Ok(()), Err)
     }
 
     #[allow(clippy::too_many_arguments)]
