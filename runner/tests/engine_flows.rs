@@ -244,3 +244,18 @@ fn redirect_hops_are_counted_and_groups_timed() {
         .expect("group series");
     assert_eq!(group.count(), 2);
 }
+
+#[test]
+fn an_unvalidated_spec_naming_a_missing_flow_is_refused_not_spun() {
+    let yaml = "apiVersion: stampede.dev/v1alpha1\nkind: LoadTest\nmetadata: {name: x}\nspec:\n  scenarios: {s: {executor: constant-vus, vus: 1, duration: 1s, flow: nope}}\n";
+    let test: stampede_crds::LoadTest = serde_yaml_ng::from_str(yaml).unwrap();
+    let options = stampede_runner::engine::RunOptions {
+        progress: stampede_runner::engine::progress::ProgressMode::Off,
+        ..Default::default()
+    };
+    let error = stampede_runner::engine::run(&test, options).expect_err("missing flow");
+    assert!(
+        error.to_string().contains("spec.scenarios.s.flow"),
+        "{error}"
+    );
+}

@@ -330,7 +330,18 @@ fn prepare(test: &LoadTest, options: &RunOptions) -> Result<Prepared, RunError> 
     let plan = TestPlan::new(&scenarios, &options.segment);
     let mut jobs = Vec::new();
     for (name, scenario) in &scenarios {
-        let flow = flows.get(scenario.flow_name()).cloned().unwrap_or_default();
+        // Validation guarantees the flow exists; an unvalidated spec must not run an empty
+        // flow in a hot loop.
+        let flow = flows
+            .get(scenario.flow_name())
+            .cloned()
+            .ok_or_else(|| CompileError {
+                path: format!("spec.scenarios.{name}.flow"),
+                message: format!(
+                    "names the flow {:?}, which spec.flows does not define",
+                    scenario.flow_name()
+                ),
+            })?;
         let mut tags = test_tags.clone();
         tags.extend(scenario.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
         jobs.push(ScenarioJob {
