@@ -16,7 +16,7 @@ use super::flow::CompiledFlow;
 use super::shared::{ScenarioContext, Shared};
 use super::vu::{IterationEnd, Vu};
 use crate::metrics::SampleTags;
-use crate::schedule::{ExecutionSegment, ScenarioPlan};
+use crate::schedule::ScenarioPlan;
 
 /// VU gauges of the whole test, read by the collector every second.
 #[derive(Debug, Default)]
@@ -441,9 +441,4 @@ async fn arrival_rate(env: &Env, scenario_start: Instant, regular_end: Instant) 
     drop(workers);
     drop(idle_tx);
     while tasks.join_next().await.is_some() {}
-}
-
-/// The segment used when a test runs alone on one runner.
-pub fn whole() -> ExecutionSegment {
-    ExecutionSegment::full()
 }

@@ -225,6 +225,8 @@ struct Prepared {
     plan: TestPlan,
     steps: Vec<String>,
     checks: Vec<String>,
+    /// The test-wide tags (setup and teardown samples carry them too).
+    test_tags: Vec<(String, String)>,
 }
 
 fn prepare(test: &LoadTest, options: &RunOptions) -> Result<Prepared, RunError> {
@@ -364,6 +366,7 @@ fn prepare(test: &LoadTest, options: &RunOptions) -> Result<Prepared, RunError> 
         plan,
         steps: names.steps,
         checks: names.checks,
+        test_tags,
     })
 }
 
@@ -379,13 +382,8 @@ async fn run_async(test: &LoadTest, options: &RunOptions) -> Result<RunOutcome, 
         plan,
         steps,
         checks,
+        test_tags,
     } = prepared;
-    let test_tags: Vec<(String, String)> = test
-        .spec
-        .tags
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
 
     // setup(): once, before any scenario; its captures are every VU's ${setup.NAME}.
     let setup_context = ScenarioContext::internal("setup", test_tags.clone());
