@@ -36,6 +36,14 @@ pub struct Interval {
 }
 
 impl Interval {
+    fn reset(&mut self) {
+        self.requests = 0;
+        self.failed = 0;
+        self.iterations = 0;
+        self.dropped = 0;
+        self.duration.reset();
+    }
+
     fn merge(&mut self, other: &Interval) {
         self.requests += other.requests;
         self.failed += other.failed;
@@ -83,7 +91,6 @@ static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
 
 struct Local {
     owner: usize,
-    shards: Arc<Shards>,
     shard: Arc<Shard>,
     values: Vec<Value>,
     interval: Interval,
@@ -98,15 +105,16 @@ impl Local {
             return;
         }
         let mut data = lock(&self.shard.data);
-        for (shared, local) in data.values.iter_mut().zip(&self.values) {
+        for (shared, local) in data.values.iter_mut().zip(&mut self.values) {
             if local.has_samples() {
                 shared.merge(local);
+                // Reset in place: a flush every 100 ms must not reallocate every histogram.
+                local.reset();
             }
         }
         data.interval.merge(&self.interval);
         drop(data);
-        self.values = empty_values(&self.shards.registry);
-        self.interval = Interval::default();
+        self.interval.reset();
         self.dirty = false;
         self.shard.unflushed.store(false, Ordering::Release);
         self.last_flush = Instant::now();
@@ -250,7 +258,6 @@ impl Recorder {
                 lock(&self.shards.shards).push(Arc::clone(&shard));
                 *slot = Some(Local {
                     owner: self.shards.id,
-                    shards: Arc::clone(&self.shards),
                     shard,
                     values: empty_values(&self.shards.registry),
                     interval: Interval::default(),

@@ -94,6 +94,14 @@ impl Trend {
         if self.count() == 0 { 0.0 } else { self.max }
     }
 
+    /// Empties the trend, keeping its histogram's allocation.
+    pub fn reset(&mut self) {
+        self.histogram.reset();
+        self.sum = 0.0;
+        self.min = f64::INFINITY;
+        self.max = f64::NEG_INFINITY;
+    }
+
     /// Adds another trend's values.
     pub fn merge(&mut self, other: &Trend) {
         let _ = self.histogram.add(&other.histogram);
@@ -153,6 +161,23 @@ impl Value {
             Value::Gauge { max, .. } => max.is_finite(),
             Value::Rate { total, .. } => *total > 0,
             Value::Trend(trend) => trend.count() > 0,
+        }
+    }
+
+    /// Empties the value in place, keeping its allocation (a trend keeps its histogram).
+    pub fn reset(&mut self) {
+        match self {
+            Value::Counter(sum) => *sum = 0.0,
+            Value::Gauge { value, min, max } => {
+                *value = 0.0;
+                *min = f64::INFINITY;
+                *max = f64::NEG_INFINITY;
+            }
+            Value::Rate { passes, total } => {
+                *passes = 0;
+                *total = 0;
+            }
+            Value::Trend(trend) => trend.reset(),
         }
     }
 
