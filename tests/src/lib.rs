@@ -1,6 +1,9 @@
 //! Test support shared by the integration and end-to-end tests: repository paths and the
 //! `stampede` binary cargo built.
 
+pub mod apiserver;
+pub mod kubelet;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -1,0 +1,1 @@
+//! Server-side apply: field ownership per manager (metadata.managedFields), apply and conflicts.

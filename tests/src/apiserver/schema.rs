@@ -1,0 +1,1 @@
+//! Structural-schema behaviour of custom resources: defaulting, pruning and validation.
