@@ -2,6 +2,8 @@
 //! `stampede` binary cargo built.
 
 pub mod apiserver;
+pub mod cluster;
+#[path = "kubelet_stub.rs"]
 pub mod kubelet;
 
 use std::path::{Path, PathBuf};

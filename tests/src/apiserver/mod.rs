@@ -1,5 +1,213 @@
 //! A Kubernetes API server stand-in for tests: in memory, over HTTP on loopback, with a kubeconfig.
+//!
+//! It serves what Stampede and `kubectl` use (discovery, CRUD, the four patch types and
+//! server-side apply, the status subresource, CRD schemas, list/watch with selectors and
+//! bookmarks, finalizers and garbage collection, Table output) and behaves like kube-apiserver
+//! on each. Start one with [`ApiServer::start`]; point kube-rs at [`ApiServer::client`] and
+//! `kubectl` at [`ApiServer::kubectl`].
 
+pub mod builtin;
+pub mod deletion;
+pub mod discovery;
+pub mod errors;
 pub mod managed;
+pub mod meta;
 pub mod patch;
+pub mod registry;
+pub mod routes;
 pub mod schema;
+pub mod selector;
+pub mod store;
+pub mod table;
+pub mod write;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use routes::Shared;
+use store::Store;
+
+/// Tuning of a stand-in server.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Events kept for watches to resume from; older resourceVersions get 410 Gone.
+    pub history: usize,
+    /// How often watches that allow bookmarks get one.
+    pub bookmark_interval: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            history: 100_000,
+            bookmark_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A running stand-in API server. Dropping it stops it.
+#[derive(Debug)]
+pub struct ApiServer {
+    address: SocketAddr,
+    shared: Arc<Shared>,
+    dir: tempfile::TempDir,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl ApiServer {
+    /// Starts a server on `127.0.0.1:0` with the namespaces a fresh cluster has.
+    pub fn start() -> std::io::Result<ApiServer> {
+        ApiServer::start_with(Settings::default())
+    }
+
+    /// Starts a server with `settings`. It runs on a runtime of its own, so a test may block
+    /// (on `kubectl`, say) without stalling it.
+    pub fn start_with(settings: Settings) -> std::io::Result<ApiServer> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let address = listener.local_addr()?;
+        let mut store = Store::new(settings.history);
+        let namespaces = store
+            .registry
+            .find("", "v1", "namespaces")
+            .cloned()
+            .ok_or_else(|| std::io::Error::other("namespaces are not registered"))?;
+        let options = write::WriteOptions {
+            manager: "kube-apiserver".into(),
+            ..write::WriteOptions::default()
+        };
+        for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            let namespace =
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+            write::create(&mut store, &namespaces, "", namespace, &options)
+                .map_err(|e| std::io::Error::other(e.message))?;
+        }
+        let shared = Arc::new(Shared {
+            store: Mutex::new(store),
+            address: address.to_string(),
+            log_dir: Mutex::new(None),
+            bookmark_interval: settings.bookmark_interval,
+        });
+        let dir = tempfile::tempdir()?;
+        write_kubeconfig(&dir.path().join("kubeconfig"), address)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("api-stand-in")
+            .enable_all()
+            .build()?;
+        runtime.spawn(serve(listener, Arc::clone(&shared)));
+        Ok(ApiServer {
+            address,
+            shared,
+            dir,
+            runtime: Some(runtime),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// A kubeconfig file for this server (context `stand-in`, namespace `default`).
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
+    /// A kube-rs client for this server, built from the kubeconfig like a user's would be.
+    pub async fn client(&self) -> Result<kube::Client, Box<dyn std::error::Error + Send + Sync>> {
+        let kubeconfig = kube::config::Kubeconfig::read_from(self.kubeconfig())?;
+        let config = kube::Config::from_custom_kubeconfig(
+            kubeconfig,
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await?;
+        Ok(kube::Client::try_from(config)?)
+    }
+
+    /// A `kubectl` command for this server: its own kubeconfig and a private HOME (so the
+    /// discovery cache is this server's alone).
+    pub fn kubectl(&self) -> std::process::Command {
+        kubectl_for(&self.kubeconfig(), self.dir.path())
+    }
+
+    /// Where `pods/log` reads container logs from (the process kubelet's log directory).
+    pub fn set_log_dir(&self, dir: &Path) {
+        *self
+            .shared
+            .log_dir
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(dir.to_path_buf());
+    }
+
+    /// Drops the watch history, like an etcd compaction: watches from older
+    /// resourceVersions get 410 Gone.
+    pub fn compact(&self) {
+        self.shared.lock().compact();
+    }
+
+    /// The current resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.shared.lock().rv()
+    }
+
+    /// A scratch directory that lives as long as the server.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        // Not a blocking shutdown: the server may be dropped inside a test's runtime.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// A `kubectl` command using `kubeconfig`, with HOME (and so the discovery cache) in `home`.
+pub fn kubectl_for(kubeconfig: &Path, home: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new("kubectl");
+    command
+        .env("KUBECONFIG", kubeconfig)
+        .env("HOME", home)
+        .env_remove("KUBECTL_EXTERNAL_DIFF");
+    command
+}
+
+async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>) {
+    let Ok(listener) = TcpListener::from_std(listener) else {
+        return;
+    };
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            let service = service_fn(move |request| routes::handle(Arc::clone(&shared), request));
+            // Errors are a client hanging up; nothing to do about them.
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn write_kubeconfig(path: &Path, address: SocketAddr) -> std::io::Result<()> {
+    let config = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: stand-in\n  cluster:\n    server: http://{address}\n\
+         contexts:\n- name: stand-in\n  context:\n    cluster: stand-in\n    user: tester\n    namespace: default\n\
+         current-context: stand-in\nusers:\n- name: tester\n  user:\n    token: stand-in-token\n"
+    );
+    std::fs::write(path, config)
+}

@@ -1,0 +1,300 @@
+//! `kubectl get` output: objects as meta.k8s.io/v1 Tables, with a CRD's additionalPrinterColumns
+//! (evaluated server-side like the real TableConvertor) or the built-in kinds' usual columns.
+
+use serde_json::{Value, json};
+use serde_json_path::JsonPath;
+
+use super::meta;
+use super::registry::{PrinterColumn, ResourceType};
+
+/// What a row's `object` carries (`includeObject` query parameter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncludeObject {
+    /// Nothing.
+    None,
+    /// PartialObjectMetadata (the default).
+    Metadata,
+    /// The whole object.
+    Object,
+}
+
+impl IncludeObject {
+    /// Parses the query parameter value.
+    pub fn parse(value: Option<&str>) -> IncludeObject {
+        match value {
+            Some("None") => IncludeObject::None,
+            Some("Object") => IncludeObject::Object,
+            _ => IncludeObject::Metadata,
+        }
+    }
+}
+
+/// A Table of `objects`; `resource_version` goes in the list metadata.
+pub fn table(
+    resource: &ResourceType,
+    objects: &[Value],
+    include: IncludeObject,
+    resource_version: Option<u64>,
+) -> Value {
+    let columns = columns(resource);
+    let definitions: Vec<Value> = std::iter::once(json!({
+        "name": "Name", "type": "string", "format": "name", "priority": 0,
+        "description": "Name must be unique within a namespace."
+    }))
+    .chain(columns.iter().map(|c| {
+        json!({"name": c.name, "type": if c.column_type == "date" { "string" } else { c.column_type.as_str() },
+               "format": "",
+               "priority": c.priority, "description": c.description})
+    }))
+    .collect();
+    let rows: Vec<Value> = objects
+        .iter()
+        .map(|object| row(resource, &columns, object, include))
+        .collect();
+    let mut metadata = json!({});
+    if let Some(rv) = resource_version {
+        metadata["resourceVersion"] = json!(rv.to_string());
+    }
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": metadata,
+        "columnDefinitions": definitions,
+        "rows": rows,
+    })
+}
+
+fn row(
+    resource: &ResourceType,
+    columns: &[PrinterColumn],
+    object: &Value,
+    include: IncludeObject,
+) -> Value {
+    let cells: Vec<Value> = std::iter::once(json!(meta::meta_str(object, "name")))
+        .chain(columns.iter().map(|c| cell(resource, c, object)))
+        .collect();
+    let mut row = json!({"cells": cells});
+    match include {
+        IncludeObject::None => {}
+        IncludeObject::Metadata => {
+            row["object"] = json!({
+                "kind": "PartialObjectMetadata",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": object.get("metadata").cloned().unwrap_or(json!({})),
+            });
+        }
+        IncludeObject::Object => row["object"] = object.clone(),
+    }
+    row
+}
+
+/// The non-name columns of a resource's table.
+fn columns(resource: &ResourceType) -> Vec<PrinterColumn> {
+    let column = |name: &str, column_type: &str, json_path: &str| PrinterColumn {
+        name: name.into(),
+        column_type: column_type.into(),
+        json_path: json_path.into(),
+        priority: 0,
+        description: String::new(),
+    };
+    let age = column("Age", "date", ".metadata.creationTimestamp");
+    if resource.is_custom() {
+        // A CRD without printer columns gets an Age column, as on a real server.
+        if resource.printer_columns.is_empty() {
+            return vec![age];
+        }
+        return resource.printer_columns.clone();
+    }
+    let mut columns = match resource.plural.as_str() {
+        "pods" => vec![
+            column("Ready", "builtin:ready", ""),
+            column("Status", "builtin:pod-status", ""),
+            column("Restarts", "builtin:restarts", ""),
+        ],
+        "jobs" => vec![
+            column("Status", "builtin:job-status", ""),
+            column("Completions", "builtin:completions", ""),
+            column("Duration", "builtin:job-duration", ""),
+        ],
+        "configmaps" => vec![column("Data", "builtin:data-count", "")],
+        "secrets" => vec![
+            column("Type", "string", ".type"),
+            column("Data", "builtin:data-count", ""),
+        ],
+        "namespaces" => vec![column("Status", "string", ".status.phase")],
+        "serviceaccounts" => vec![column("Secrets", "builtin:secrets-count", "")],
+        "customresourcedefinitions" => {
+            return vec![column(
+                "Created At",
+                "string",
+                ".metadata.creationTimestamp",
+            )];
+        }
+        "leases" => vec![column("Holder", "string", ".spec.holderIdentity")],
+        _ => Vec::new(),
+    };
+    columns.push(age);
+    columns
+}
+
+fn cell(resource: &ResourceType, column: &PrinterColumn, object: &Value) -> Value {
+    if let Some(builtin) = column.column_type.strip_prefix("builtin:") {
+        return builtin_cell(builtin, object);
+    }
+    let Some(value) = evaluate(&column.json_path, object) else {
+        // A missing value prints as an empty cell (kubectl shows `<none>` for null).
+        return Value::Null;
+    };
+    match column.column_type.as_str() {
+        "date" => match value.as_str().and_then(meta::seconds_since) {
+            Some(seconds) => json!(meta::human_duration(seconds)),
+            None => Value::Null,
+        },
+        "integer" | "number" | "boolean" => value,
+        _ => match value {
+            Value::String(_) => value,
+            other if resource.is_custom() => json!(other.to_string()),
+            other => other,
+        },
+    }
+}
+
+/// Evaluates a Kubernetes-style JSONPath (`.status.phase`, `{.status.phase}`) on `object`,
+/// giving the first match.
+fn evaluate(json_path: &str, object: &Value) -> Option<Value> {
+    let trimmed = json_path
+        .trim()
+        .trim_start_matches('{')
+        .trim_end_matches('}');
+    let path = JsonPath::parse(&format!("${trimmed}")).ok()?;
+    path.query(object).first().cloned()
+}
+
+fn builtin_cell(which: &str, object: &Value) -> Value {
+    let statuses = object
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    match which {
+        "ready" => {
+            let total = object
+                .pointer("/spec/containers")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            let ready = statuses
+                .iter()
+                .filter(|s| s.get("ready").and_then(Value::as_bool) == Some(true))
+                .count();
+            json!(format!("{ready}/{total}"))
+        }
+        "pod-status" => json!(pod_status(object, &statuses)),
+        "restarts" => json!(
+            statuses
+                .iter()
+                .filter_map(|s| s.get("restartCount").and_then(Value::as_i64))
+                .sum::<i64>()
+        ),
+        "job-status" => json!(job_status(object)),
+        "completions" => {
+            let succeeded = object
+                .pointer("/status/succeeded")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            let completions = object
+                .pointer("/spec/completions")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            json!(format!("{succeeded}/{completions}"))
+        }
+        "job-duration" => {
+            let start = object.pointer("/status/startTime").and_then(Value::as_str);
+            let end = object
+                .pointer("/status/completionTime")
+                .and_then(Value::as_str);
+            match (
+                start.and_then(meta::seconds_since),
+                end.and_then(meta::seconds_since),
+            ) {
+                (Some(s), Some(e)) => json!(meta::human_duration(s - e)),
+                (Some(s), None) => json!(meta::human_duration(s)),
+                _ => json!(""),
+            }
+        }
+        "data-count" => json!(
+            ["data", "binaryData", "stringData"]
+                .iter()
+                .filter_map(|f| object.get(f).and_then(Value::as_object).map(|m| m.len()))
+                .sum::<usize>()
+        ),
+        "secrets-count" => json!(
+            object
+                .get("secrets")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len)
+        ),
+        _ => Value::Null,
+    }
+}
+
+/// The STATUS column of `kubectl get pods`: a waiting/terminated reason, Terminating, or the phase.
+fn pod_status(pod: &Value, statuses: &[Value]) -> String {
+    if meta::is_deleting(pod) {
+        return "Terminating".into();
+    }
+    for status in statuses {
+        for state in ["waiting", "terminated"] {
+            if let Some(reason) = status
+                .pointer(&format!("/state/{state}/reason"))
+                .and_then(Value::as_str)
+            {
+                return reason.to_string();
+            }
+        }
+    }
+    pod.pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("Pending")
+        .to_string()
+}
+
+/// The STATUS column of `kubectl get jobs` (1.30+): Complete, Failed, Suspended or Running.
+fn job_status(job: &Value) -> String {
+    let conditions = job
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let is_true = |kind: &str| {
+        conditions.iter().any(|c| {
+            c.get("type").and_then(Value::as_str) == Some(kind)
+                && c.get("status").and_then(Value::as_str) == Some("True")
+        })
+    };
+    if is_true("Complete") {
+        "Complete".into()
+    } else if is_true("Failed") {
+        "Failed".into()
+    } else if job.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true) {
+        "Suspended".into()
+    } else {
+        "Running".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubernetes_json_paths_evaluate() {
+        let object = json!({"status": {"phase": "Running", "conditions": [
+            {"type": "Complete", "status": "False"}, {"type": "Passed", "status": "True"}]}});
+        assert_eq!(evaluate(".status.phase", &object), Some(json!("Running")));
+        assert_eq!(
+            evaluate(".status.conditions[?(@.type==\"Passed\")].status", &object),
+            Some(json!("True"))
+        );
+        assert_eq!(evaluate(".status.missing", &object), None);
+    }
+}

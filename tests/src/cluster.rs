@@ -1,0 +1,184 @@
+//! The cluster an end-to-end test runs against: the in-process stand-in (API server + process
+//! kubelet), or a real cluster when `STAMPEDE_E2E_KUBECONFIG` names a kubeconfig.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{DeleteParams, PostParams};
+use kube::{Api, Client};
+
+use crate::apiserver::{self, ApiServer};
+use crate::kubelet::{Kubelet, KubeletConfig};
+
+/// The environment variable that switches end-to-end tests to a real cluster.
+pub const REAL_CLUSTER_ENV: &str = "STAMPEDE_E2E_KUBECONFIG";
+
+/// Where a test's Kubernetes API comes from.
+#[derive(Debug)]
+pub enum Cluster {
+    /// The stand-in API server, with a process kubelet once [`Cluster::start_kubelet`] ran.
+    StandIn {
+        /// The API server.
+        server: ApiServer,
+        /// The process kubelet, if started.
+        kubelet: Option<Kubelet>,
+    },
+    /// A real cluster.
+    Real {
+        /// Its kubeconfig.
+        kubeconfig: PathBuf,
+        /// A private HOME for kubectl's discovery cache.
+        home: tempfile::TempDir,
+    },
+}
+
+impl Cluster {
+    /// The real cluster named by `STAMPEDE_E2E_KUBECONFIG`, else a fresh stand-in.
+    pub async fn start() -> Cluster {
+        match std::env::var_os(REAL_CLUSTER_ENV).filter(|v| !v.is_empty()) {
+            Some(path) => Cluster::Real {
+                kubeconfig: PathBuf::from(path),
+                home: tempfile::tempdir().expect("temporary HOME for kubectl"),
+            },
+            None => Cluster::StandIn {
+                server: ApiServer::start().expect("start the API server stand-in"),
+                kubelet: None,
+            },
+        }
+    }
+
+    /// Whether this is a real cluster (fault hooks and stand-in-only checks are skipped).
+    pub fn is_real(&self) -> bool {
+        matches!(self, Cluster::Real { .. })
+    }
+
+    /// The stand-in server, when this is the stand-in.
+    pub fn stand_in(&self) -> Option<&ApiServer> {
+        match self {
+            Cluster::StandIn { server, .. } => Some(server),
+            Cluster::Real { .. } => None,
+        }
+    }
+
+    /// The process kubelet, when started.
+    pub fn kubelet(&self) -> Option<&Kubelet> {
+        match self {
+            Cluster::StandIn { kubelet, .. } => kubelet.as_ref(),
+            Cluster::Real { .. } => None,
+        }
+    }
+
+    /// Starts the process kubelet on the stand-in (a real cluster has its own nodes); images
+    /// named `stampede` run the `stampede` binary of this build.
+    pub async fn start_kubelet(&mut self) {
+        if let Cluster::StandIn { server, kubelet } = self {
+            if kubelet.is_some() {
+                return;
+            }
+            let log_dir = server.dir().join("logs");
+            std::fs::create_dir_all(&log_dir).expect("kubelet log directory");
+            server.set_log_dir(&log_dir);
+            let client = server.client().await.expect("kubelet client");
+            *kubelet = Some(Kubelet::start(
+                client,
+                KubeletConfig {
+                    images: vec![("stampede".into(), crate::stampede_bin())],
+                    kubeconfig: server.kubeconfig(),
+                    log_dir,
+                    node_name: "stand-in-node".into(),
+                },
+            ));
+        }
+    }
+
+    /// The kubeconfig file.
+    pub fn kubeconfig(&self) -> PathBuf {
+        match self {
+            Cluster::StandIn { server, .. } => server.kubeconfig(),
+            Cluster::Real { kubeconfig, .. } => kubeconfig.clone(),
+        }
+    }
+
+    /// A kube-rs client.
+    pub async fn client(&self) -> Client {
+        let kubeconfig =
+            kube::config::Kubeconfig::read_from(self.kubeconfig()).expect("read kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(
+            kubeconfig,
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .expect("kubeconfig to client config");
+        Client::try_from(config).expect("kube client")
+    }
+
+    /// A `kubectl` command for this cluster.
+    pub fn kubectl(&self) -> Command {
+        match self {
+            Cluster::StandIn { server, .. } => server.kubectl(),
+            Cluster::Real { kubeconfig, home } => apiserver::kubectl_for(kubeconfig, home.path()),
+        }
+    }
+
+    /// Runs `kubectl ARGS...` and returns its output.
+    pub fn kubectl_run(&self, args: &[&str]) -> Output {
+        self.kubectl()
+            .args(args)
+            .output()
+            .expect("run kubectl (is it installed?)")
+    }
+
+    /// Runs `kubectl ARGS...`, panicking with its stderr unless it succeeds; returns stdout.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let output = self.kubectl_run(args);
+        assert!(
+            output.status.success(),
+            "kubectl {} failed: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Creates a namespace of its own for one test (`stampede-e2e-<random>`), so tests can run
+    /// side by side on one real cluster.
+    pub async fn namespace(&self, prefix: &str) -> String {
+        let name = format!("{prefix}-{}", crate::apiserver::meta::random_suffix());
+        let namespaces: Api<Namespace> = Api::all(self.client().await);
+        let namespace: Namespace =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))
+                .expect("namespace object");
+        namespaces
+            .create(&PostParams::default(), &namespace)
+            .await
+            .expect("create test namespace");
+        name
+    }
+
+    /// Deletes a test namespace (best effort; a real cluster cleans up after it).
+    pub async fn drop_namespace(&self, name: &str) {
+        let namespaces: Api<Namespace> = Api::all(self.client().await);
+        let _ = namespaces.delete(name, &DeleteParams::background()).await;
+    }
+}
+
+/// Whether `kubectl` is on PATH (CI checks it up front; tests fail clearly without it).
+pub fn kubectl_available() -> bool {
+    Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The repository's `crds/` directory.
+pub fn crds_dir() -> PathBuf {
+    crate::repo_root().join("crds")
+}
+
+/// A path relative to the repository root.
+pub fn repo_path(relative: &str) -> PathBuf {
+    crate::repo_root().join(Path::new(relative))
+}
