@@ -48,6 +48,9 @@ enum Command {
         /// Also write the summary as JSON to this file.
         #[arg(long, value_name = "FILE")]
         summary_export: Option<PathBuf>,
+        /// Multiply the demo's durations and stages by this factor (0.2 runs it in ~6 s).
+        #[arg(long, default_value_t = 1.0, value_name = "FACTOR")]
+        duration_scale: f64,
     },
     /// Serve the demo API (shop, trading, reservations, concert queue, httpbin-style endpoints).
     DemoServer {
@@ -107,10 +110,12 @@ fn main() -> ExitCode {
         Command::Demo {
             summary_mode,
             summary_export,
+            duration_scale,
         } => run::demo(
             &run::Settings {
                 full_summary: summary_mode == SummaryMode::Full,
                 summary_export,
+                duration_scale,
                 ..run::Settings::default()
             },
             &mut out,

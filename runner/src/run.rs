@@ -181,8 +181,9 @@ pub fn demo(settings: &Settings, out: &mut impl Write) -> u8 {
     let base_url = server.base_url();
     let _ = writeln!(
         out,
-        "demo server listening on {base_url}\nrunning LoadTest {} (examples/demo.yaml): ramping-vus spike to 100 VUs + 50 req/s browse, ~30s\n",
-        test.metadata.name.as_deref().unwrap_or("demo")
+        "demo server listening on {base_url}\nrunning LoadTest {} (examples/demo.yaml): ramping-vus spike to 100 VUs + 50 req/s browse, ~{:.0}s\n",
+        test.metadata.name.as_deref().unwrap_or("demo"),
+        30.0 * settings.duration_scale
     );
     let env = BTreeMap::from([("BASE_URL".to_string(), base_url)]);
     let code = execute(&test, env, PathBuf::from("."), settings, out);

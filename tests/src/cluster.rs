@@ -20,9 +20,9 @@ pub enum Cluster {
     /// The stand-in API server, with a process kubelet once [`Cluster::start_kubelet`] ran.
     StandIn {
         /// The API server.
-        server: ApiServer,
+        server: Box<ApiServer>,
         /// The process kubelet, if started.
-        kubelet: Option<Kubelet>,
+        kubelet: Option<KubeletRuntime>,
     },
     /// A real cluster.
     Real {
@@ -42,7 +42,7 @@ impl Cluster {
                 home: tempfile::tempdir().expect("temporary HOME for kubectl"),
             },
             None => Cluster::StandIn {
-                server: ApiServer::start().expect("start the API server stand-in"),
+                server: Box::new(ApiServer::start().expect("start the API server stand-in")),
                 kubelet: None,
             },
         }
@@ -64,7 +64,7 @@ impl Cluster {
     /// The process kubelet, when started.
     pub fn kubelet(&self) -> Option<&Kubelet> {
         match self {
-            Cluster::StandIn { kubelet, .. } => kubelet.as_ref(),
+            Cluster::StandIn { kubelet, .. } => kubelet.as_ref().and_then(|k| k.kubelet.as_ref()),
             Cluster::Real { .. } => None,
         }
     }
@@ -79,16 +79,13 @@ impl Cluster {
             let log_dir = server.dir().join("logs");
             std::fs::create_dir_all(&log_dir).expect("kubelet log directory");
             server.set_log_dir(&log_dir);
-            let client = server.client().await.expect("kubelet client");
-            *kubelet = Some(Kubelet::start(
-                client,
-                KubeletConfig {
-                    images: vec![("stampede".into(), crate::stampede_bin())],
-                    kubeconfig: server.kubeconfig(),
-                    log_dir,
-                    node_name: "stand-in-node".into(),
-                },
-            ));
+            let config = KubeletConfig {
+                images: vec![("stampede".into(), crate::stampede_bin())],
+                kubeconfig: server.kubeconfig(),
+                log_dir,
+                node_name: "stand-in-node".into(),
+            };
+            *kubelet = Some(KubeletRuntime::start(server, config).await);
         }
     }
 
@@ -181,4 +178,63 @@ pub fn crds_dir() -> PathBuf {
 /// A path relative to the repository root.
 pub fn repo_path(relative: &str) -> PathBuf {
     crate::repo_root().join(Path::new(relative))
+}
+
+/// The runner image Jobs use: `STAMPEDE_E2E_IMAGE` on a real cluster; on the stand-in any
+/// image named `stampede` runs the binary cargo built.
+pub fn runner_image() -> String {
+    std::env::var("STAMPEDE_E2E_IMAGE")
+        .ok()
+        .filter(|image| !image.is_empty())
+        .unwrap_or_else(|| "ghcr.io/stampede-dev/stampede:0.1.0".to_string())
+}
+
+/// The process kubelet on a runtime of its own, so a test blocking on `kubectl` does not stall
+/// it. Dropping it kills every process it started.
+#[derive(Debug)]
+pub struct KubeletRuntime {
+    kubelet: Option<Kubelet>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl KubeletRuntime {
+    async fn start(server: &ApiServer, config: KubeletConfig) -> KubeletRuntime {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("process-kubelet")
+            .enable_all()
+            .build()
+            .expect("kubelet runtime");
+        let kubeconfig = server.kubeconfig();
+        // The client's connection task must live on the kubelet's runtime too.
+        let kubelet = runtime
+            .spawn(async move {
+                let kubeconfig =
+                    kube::config::Kubeconfig::read_from(kubeconfig).expect("read kubeconfig");
+                let client_config = kube::Config::from_custom_kubeconfig(
+                    kubeconfig,
+                    &kube::config::KubeConfigOptions::default(),
+                )
+                .await
+                .expect("kubelet client config");
+                let client = Client::try_from(client_config).expect("kubelet client");
+                Kubelet::start(client, config)
+            })
+            .await
+            .expect("start the process kubelet");
+        KubeletRuntime {
+            kubelet: Some(kubelet),
+            runtime: Some(runtime),
+        }
+    }
+}
+
+impl Drop for KubeletRuntime {
+    fn drop(&mut self) {
+        // The kubelet's own Drop kills its processes; then its tasks stop without blocking.
+        drop(self.kubelet.take());
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }

@@ -3,7 +3,6 @@
 
 pub mod apiserver;
 pub mod cluster;
-#[path = "kubelet_stub.rs"]
 pub mod kubelet;
 
 use std::path::{Path, PathBuf};
