@@ -84,6 +84,7 @@ impl Cluster {
                 kubeconfig: server.kubeconfig(),
                 log_dir,
                 node_name: "stand-in-node".into(),
+                service_account_token: Some(crate::apiserver::service_account_token),
             };
             *kubelet = Some(KubeletRuntime::start(server, config).await);
         }

@@ -1035,3 +1035,228 @@ async fn discovery_lists_builtins_and_new_crds() {
     let pods: Api<Pod> = Api::default_namespaced(cluster.client().await);
     pods.list(&ListParams::default()).await.unwrap();
 }
+
+#[tokio::test]
+async fn rbac_limits_service_accounts_like_a_real_cluster() {
+    let (cluster, ns) = setup("conf-rbac").await;
+    let client = cluster.client().await;
+    let role = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "runner"},
+        "rules": [
+            {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["report"], "verbs": ["get", "update", "patch"]},
+            {"apiGroups": ["conformance.stampede.dev"], "resources": ["widgets"], "verbs": ["get", "list", "watch"]},
+        ]
+    });
+    let binding = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "runner"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "runner"},
+        "subjects": [{"kind": "ServiceAccount", "name": "runner", "namespace": ns}]
+    });
+    let account =
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "runner"}});
+    let manifest = tempfile::NamedTempFile::new().unwrap();
+    let documents: Vec<String> = [account, role, binding]
+        .iter()
+        .map(|d| serde_json::to_string(d).unwrap())
+        .collect();
+    std::fs::write(manifest.path(), documents.join("\n---\n")).unwrap();
+    cluster.kubectl_ok(&["-n", &ns, "apply", "-f", manifest.path().to_str().unwrap()]);
+
+    // kubectl auth can-i through impersonation, the same on a real cluster.
+    let subject = format!("--as=system:serviceaccount:{ns}:runner");
+    let can = |args: &[&str]| {
+        let mut all = vec!["-n", ns.as_str(), "auth", "can-i", subject.as_str()];
+        all.extend_from_slice(args);
+        String::from_utf8_lossy(&cluster.kubectl_run(&all).stdout)
+            .trim()
+            .to_string()
+    };
+    assert_eq!(can(&["get", "configmap/report"]), "yes");
+    assert_eq!(can(&["get", "configmap/other"]), "no");
+    assert_eq!(can(&["list", "configmaps"]), "no");
+    assert_eq!(can(&["watch", "widgets.conformance.stampede.dev"]), "yes");
+    assert_eq!(
+        can(&[
+            "patch",
+            "widgets.conformance.stampede.dev",
+            "--subresource=status"
+        ]),
+        "no"
+    );
+    assert_eq!(can(&["get", "secrets"]), "no");
+
+    let Some(server) = cluster.stand_in() else {
+        return; // A real cluster's service-account tokens come from its TokenRequest API.
+    };
+    // The same identity as a pod gets it from the process kubelet.
+    let dir = tempfile::tempdir().unwrap();
+    let token = stampede_tests::apiserver::service_account_token(&ns, "runner");
+    let kubeconfig = stampede_tests::kubelet::identity::pod_kubeconfig(
+        &server.kubeconfig(),
+        dir.path(),
+        &ns,
+        "pod",
+        Some(&token),
+    )
+    .unwrap();
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&kubeconfig).unwrap(),
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    let runner = kube::Client::try_from(config).unwrap();
+    let admin_maps: Api<ConfigMap> = Api::namespaced(client, &ns);
+    admin_maps
+        .create(&PostParams::default(), &config_map("report", json!({})))
+        .await
+        .unwrap();
+    let maps: Api<ConfigMap> = Api::namespaced(runner.clone(), &ns);
+    maps.get("report").await.unwrap();
+    maps.patch(
+        "report",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"summary": "{}"}})),
+    )
+    .await
+    .unwrap();
+    let (code, reason, message) = api_error(maps.get("other").await.unwrap_err());
+    assert_eq!((code, reason.as_str()), (403, "Forbidden"));
+    assert_eq!(
+        message,
+        format!(
+            "configmaps \"other\" is forbidden: User \"system:serviceaccount:{ns}:runner\" cannot get resource \"configmaps\" in API group \"\" in the namespace \"{ns}\""
+        )
+    );
+    let widgets_api = widgets(runner, &ns);
+    widgets_api.list(&ListParams::default()).await.unwrap();
+    let (code, _, message) = api_error(
+        widgets_api
+            .patch_status(
+                "w",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {"phase": "x"}})),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 403);
+    assert!(
+        message.contains(
+            "cannot patch resource \"widgets/status\" in API group \"conformance.stampede.dev\""
+        ),
+        "{message}"
+    );
+
+    // An unknown token is a 401.
+    let bad = stampede_tests::kubelet::identity::pod_kubeconfig(
+        &server.kubeconfig(),
+        dir.path(),
+        &ns,
+        "bad",
+        Some("forged"),
+    )
+    .unwrap();
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&bad).unwrap(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let forged: Api<ConfigMap> = Api::namespaced(kube::Client::try_from(config).unwrap(), &ns);
+    assert_eq!(api_error(forged.get("report").await.unwrap_err()).0, 401);
+    cluster.drop_namespace(&ns).await;
+}
+
+#[tokio::test]
+async fn pods_run_as_an_existing_service_account() {
+    let (cluster, ns) = setup("conf-sa").await;
+    let pods: Api<Pod> = Api::namespaced(cluster.client().await, &ns);
+    let pod = |name: &str, account: Option<&str>| -> Pod {
+        let mut spec = json!({"containers": [{"name": "c", "image": "stampede:1"}]});
+        if let Some(account) = account {
+            spec["serviceAccountName"] = json!(account);
+        }
+        serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).unwrap()
+    };
+    // Every namespace gets a `default` account, and pods that name none run as it.
+    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(cluster.client().await, &ns);
+    let condition = kube::runtime::wait::await_condition(
+        accounts,
+        "default",
+        |a: Option<&k8s_openapi::api::core::v1::ServiceAccount>| a.is_some(),
+    );
+    tokio::time::timeout(Duration::from_secs(30), condition)
+        .await
+        .unwrap()
+        .unwrap();
+    let created = pods
+        .create(&PostParams::default(), &pod("plain", None))
+        .await
+        .unwrap();
+    assert_eq!(
+        created.spec.unwrap().service_account_name.as_deref(),
+        Some("default")
+    );
+    let (code, _, message) = api_error(
+        pods.create(&PostParams::default(), &pod("ghost", Some("ghost")))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 403, "{message}");
+    assert!(
+        message.contains("serviceaccount \"ghost\" not found"),
+        "{message}"
+    );
+    cluster.drop_namespace(&ns).await;
+}
+
+#[tokio::test]
+async fn kubectl_create_generators_work() {
+    let (cluster, ns) = setup("conf-create").await;
+    cluster.kubectl_ok(&[
+        "-n",
+        &ns,
+        "create",
+        "secret",
+        "generic",
+        "shop-test-user",
+        "--from-literal=password=s3cret",
+    ]);
+    cluster.kubectl_ok(&[
+        "-n",
+        &ns,
+        "create",
+        "configmap",
+        "users",
+        "--from-literal=u1=alice",
+    ]);
+    cluster.kubectl_ok(&["-n", &ns, "create", "serviceaccount", "runner"]);
+    let password = cluster.kubectl_ok(&[
+        "-n",
+        &ns,
+        "get",
+        "secret",
+        "shop-test-user",
+        "-o",
+        "jsonpath={.data.password}",
+    ]);
+    assert_eq!(password, "czNjcmV0");
+    let user = cluster.kubectl_ok(&[
+        "-n",
+        &ns,
+        "get",
+        "configmap",
+        "users",
+        "-o",
+        "jsonpath={.data.u1}",
+    ]);
+    assert_eq!(user, "alice");
+    let table = cluster.kubectl_ok(&["-n", &ns, "get", "secrets"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "TYPE", "DATA", "AGE"]);
+    cluster.drop_namespace(&ns).await;
+}

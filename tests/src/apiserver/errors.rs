@@ -100,6 +100,11 @@ impl ApiError {
         ApiError::new(400, "BadRequest", message)
     }
 
+    /// 401 Unauthorized: no or an unknown bearer token.
+    pub fn unauthorized() -> Self {
+        ApiError::new(401, "Unauthorized", "Unauthorized")
+    }
+
     /// 403 Forbidden (e.g. creating in a terminating namespace).
     pub fn forbidden(message: impl Into<String>) -> Self {
         ApiError::new(403, "Forbidden", message)

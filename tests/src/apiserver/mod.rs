@@ -6,6 +6,7 @@
 //! on each. Start one with [`ApiServer::start`]; point kube-rs at [`ApiServer::client`] and
 //! `kubectl` at [`ApiServer::kubectl`].
 
+pub mod auth;
 pub mod builtin;
 pub mod deletion;
 pub mod discovery;
@@ -13,6 +14,8 @@ pub mod errors;
 pub mod managed;
 pub mod meta;
 pub mod patch;
+pub mod protobuf;
+pub mod rbac;
 pub mod registry;
 pub mod routes;
 pub mod schema;
@@ -90,6 +93,7 @@ impl ApiServer {
             write::create(&mut store, &namespaces, "", namespace, &options)
                 .map_err(|e| std::io::Error::other(e.message))?;
         }
+        bootstrap_rbac(&mut store)?;
         let shared = Arc::new(Shared {
             store: Mutex::new(store),
             address: address.to_string(),
@@ -174,6 +178,12 @@ impl Drop for ApiServer {
     }
 }
 
+/// The bearer token the stand-in accepts for a service account (what a projected token is on
+/// a real node); the process kubelet hands it to pods.
+pub fn service_account_token(namespace: &str, name: &str) -> String {
+    format!("{}{namespace}:{name}", auth::SERVICE_ACCOUNT_TOKEN_PREFIX)
+}
+
 /// A `kubectl` command using `kubeconfig`, with HOME (and so the discovery cache) in `home`.
 pub fn kubectl_for(kubeconfig: &Path, home: &Path) -> std::process::Command {
     let mut command = std::process::Command::new("kubectl");
@@ -203,11 +213,42 @@ async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>) {
     }
 }
 
+/// The cluster-admin role and its binding to `system:masters`, as every cluster has them.
+fn bootstrap_rbac(store: &mut Store) -> std::io::Result<()> {
+    let options = write::WriteOptions {
+        manager: "kube-apiserver".into(),
+        ..write::WriteOptions::default()
+    };
+    let role = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "cluster-admin"},
+        "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+                  {"nonResourceURLs": ["*"], "verbs": ["*"]}]
+    });
+    let binding = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "cluster-admin"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:masters"}]
+    });
+    for (plural, object) in [("clusterroles", role), ("clusterrolebindings", binding)] {
+        let resource = store
+            .registry
+            .find("rbac.authorization.k8s.io", "v1", plural)
+            .cloned()
+            .ok_or_else(|| std::io::Error::other("RBAC kinds are not registered"))?;
+        write::create(store, &resource, "", object, &options)
+            .map_err(|e| std::io::Error::other(e.message))?;
+    }
+    Ok(())
+}
+
 fn write_kubeconfig(path: &Path, address: SocketAddr) -> std::io::Result<()> {
+    let token = auth::ADMIN_TOKEN;
     let config = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: stand-in\n  cluster:\n    server: http://{address}\n\
-         contexts:\n- name: stand-in\n  context:\n    cluster: stand-in\n    user: tester\n    namespace: default\n\
-         current-context: stand-in\nusers:\n- name: tester\n  user:\n    token: stand-in-token\n"
+         contexts:\n- name: stand-in\n  context:\n    cluster: stand-in\n    user: admin\n    namespace: default\n\
+         current-context: stand-in\nusers:\n- name: admin\n  user:\n    token: {token}\n"
     );
     std::fs::write(path, config)
 }

@@ -275,6 +275,17 @@ const BUILTINS: &[Builtin] = &[
         field_selectors: &[],
     },
     Builtin {
+        group: "authorization.k8s.io",
+        version: "v1",
+        plural: "selfsubjectaccessreviews",
+        kind: "SelfSubjectAccessReview",
+        namespaced: false,
+        short_names: &[],
+        status: false,
+        generation: false,
+        field_selectors: &[],
+    },
+    Builtin {
         group: "apiextensions.k8s.io",
         version: "v1",
         plural: "customresourcedefinitions",

@@ -15,6 +15,7 @@ use hyper::body::{Frame, Incoming};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
+use super::auth;
 use super::deletion::{self, DeleteOptions, Propagation};
 use super::discovery;
 use super::errors::ApiError;
@@ -136,6 +137,14 @@ impl ParsedRequest {
     }
 
     fn json_body(&self) -> Result<Value, ApiError> {
+        if self.header(header::CONTENT_TYPE).contains("protobuf") {
+            // kubectl's typed clients (`kubectl create secret|configmap|...`) send protobuf.
+            return super::protobuf::decode(&self.body).map_err(|message| {
+                ApiError::bad_request(format!(
+                    "error decoding the protobuf request body: {message}"
+                ))
+            });
+        }
         if self.body.is_empty() {
             return Err(ApiError::bad_request("the request body is empty"));
         }
@@ -166,6 +175,18 @@ struct Target {
 fn route(shared: &Shared, request: &ParsedRequest) -> Result<Reply, ApiError> {
     let segments: Vec<&str> = request.path.split('/').filter(|s| !s.is_empty()).collect();
     let store = shared.lock();
+    let user = auth::authenticate(&store, &request.headers)?;
+    let is_resource = matches!(
+        segments.as_slice(),
+        ["api", _, _, ..] | ["apis", _, _, _, ..]
+    );
+    if !is_resource {
+        auth::authorize(
+            &store,
+            &user,
+            &auth::path_attributes(&request.method, &request.path),
+        )?;
+    }
     let (group, version, rest) = match segments.as_slice() {
         ["version"] => return ok(discovery::version()),
         ["healthz" | "readyz" | "livez"] => return Ok(Reply::Text("ok".into())),
@@ -193,6 +214,29 @@ fn route(shared: &Shared, request: &ParsedRequest) -> Result<Reply, ApiError> {
             .map_or_else(|| Err(ApiError::no_route()), ok);
     }
     let target = parse_target(&store, group, version, rest)?;
+    let attributes = auth::resource_attributes(
+        &request.method,
+        &target.resource,
+        target.namespace.as_deref(),
+        target.name.as_deref(),
+        target.subresource.as_deref(),
+        matches!(request.param("watch"), Some("true" | "1")),
+        request.param("fieldSelector").unwrap_or(""),
+    );
+    auth::authorize(&store, &user, &attributes)?;
+    if target.resource.group == "authorization.k8s.io"
+        && target.resource.plural == "selfsubjectaccessreviews"
+    {
+        if request.method != Method::POST {
+            return Err(ApiError::method_not_allowed());
+        }
+        let review = request.json_body()?;
+        return Ok(Reply::Json(
+            201,
+            auth::self_subject_access_review(&store, &user, &review),
+            Vec::new(),
+        ));
+    }
     drop(store);
     dispatch(shared, request, target)
 }

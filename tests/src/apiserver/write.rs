@@ -112,6 +112,9 @@ pub fn create(
             &name,
         ));
     }
+    if resource.group.is_empty() && resource.plural == "pods" {
+        admit_service_account(store, namespace, &name, &mut body)?;
+    }
     let body = managed::record_update(
         None,
         body,
@@ -120,7 +123,60 @@ pub fn create(
         &resource.api_version(),
         &meta::now(),
     );
-    admit(store, resource, &key, None, body, None, options, false)
+    let written = admit(store, resource, &key, None, body, None, options)?;
+    if resource.group.is_empty() && resource.plural == "namespaces" && !options.dry_run {
+        create_default_service_account(store, &name);
+    }
+    Ok(written)
+}
+
+/// The ServiceAccount admission plugin: a pod runs as `default` unless it names an account,
+/// and the account must exist.
+fn admit_service_account(
+    store: &Store,
+    namespace: &str,
+    pod: &str,
+    body: &mut Value,
+) -> Result<(), ApiError> {
+    let Some(spec) = body.get_mut("spec").and_then(Value::as_object_mut) else {
+        return Ok(());
+    };
+    let account = match spec.get("serviceAccountName").and_then(Value::as_str) {
+        Some(name) if !name.is_empty() => name.to_string(),
+        _ => "default".to_string(),
+    };
+    spec.insert("serviceAccountName".into(), json!(account));
+    spec.insert("serviceAccount".into(), json!(account));
+    let key = ObjectKey {
+        storage: super::registry::StorageId {
+            group: String::new(),
+            plural: "serviceaccounts".into(),
+        },
+        namespace: namespace.to_string(),
+        name: account.clone(),
+    };
+    if store.get(&key).is_none() {
+        return Err(ApiError::forbidden(format!(
+            "pods \"{pod}\" is forbidden: error looking up service account \
+             {namespace}/{account}: serviceaccount \"{account}\" not found"
+        )));
+    }
+    Ok(())
+}
+
+/// What the service-account controller does for every new namespace.
+fn create_default_service_account(store: &mut Store, namespace: &str) {
+    let Some(accounts) = store.registry.find("", "v1", "serviceaccounts").cloned() else {
+        return;
+    };
+    let account =
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}});
+    let options = WriteOptions {
+        manager: "kube-controller-manager".into(),
+        ..WriteOptions::default()
+    };
+    // A failure here (it exists already) changes nothing.
+    let _ = create(store, &accounts, namespace, account, &options);
 }
 
 /// PUT to an object or its status.
@@ -172,16 +228,7 @@ pub fn update(
         &resource.api_version(),
         &meta::now(),
     );
-    admit(
-        store,
-        resource,
-        &key,
-        Some(old),
-        body,
-        subresource,
-        options,
-        false,
-    )
+    admit(store, resource, &key, Some(old), body, subresource, options)
 }
 
 /// PATCH of any kind; server-side apply creates the object when it is missing.
@@ -259,7 +306,6 @@ pub fn patch(
         patched,
         subresource,
         options,
-        false,
     )
 }
 
@@ -344,17 +390,7 @@ fn apply(
             &key.name,
         )
     })?;
-    let creating = old.is_none();
-    admit(
-        store,
-        resource,
-        key,
-        old,
-        merged,
-        subresource,
-        options,
-        creating,
-    )
+    admit(store, resource, key, old, merged, subresource, options)
 }
 
 /// The one path every write goes through before it is stored.
@@ -367,7 +403,6 @@ fn admit(
     mut object: Value,
     subresource: Option<&str>,
     options: &WriteOptions,
-    created_by_apply: bool,
 ) -> Result<Written, ApiError> {
     object["apiVersion"] = json!(resource.api_version());
     object["kind"] = json!(resource.kind);
@@ -422,7 +457,6 @@ fn admit(
         let _ = store.registry.register_crd(&stored);
     }
     collect_garbage(store);
-    let _ = created_by_apply;
     Ok(Written {
         code: if creating { 201 } else { 200 },
         object: stored,

@@ -22,6 +22,7 @@ pub mod container;
 mod controller;
 pub mod env;
 mod faults;
+pub mod identity;
 pub mod job;
 pub mod pod;
 mod process;
@@ -55,6 +56,10 @@ pub struct KubeletConfig {
     pub log_dir: PathBuf,
     /// Node name written to pods' spec.nodeName.
     pub node_name: String,
+    /// When set, each pod's process gets its own kubeconfig authenticating as the pod's
+    /// service account with the token this gives for (namespace, service account) — instead of
+    /// `kubeconfig`'s own credentials. Pods with `automountServiceAccountToken: false` get none.
+    pub service_account_token: Option<fn(&str, &str) -> String>,
 }
 
 /// A running process kubelet and Job controller. Dropping it kills every process it started.

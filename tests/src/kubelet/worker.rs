@@ -27,6 +27,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
 
+use super::KubeletConfig;
 use super::api;
 use super::container::{argv, executable, process_env, resolve_image, working_dir};
 use super::env::{EnvSources, references, resolve_env};
@@ -466,6 +467,18 @@ impl PodWorker {
             .as_ref()
             .and_then(|s| s.hostname.clone())
             .unwrap_or_else(|| self.name.clone());
+        let kubeconfig = match self.pod_kubeconfig(&config) {
+            Ok(path) => path,
+            Err(error) => {
+                let slot = self.slot_mut(init, i);
+                slot.run = ContainerRun::waiting(
+                    "CreateContainerConfigError",
+                    Some(format!("cannot write the pod's kubeconfig: {error}")),
+                );
+                slot.next_attempt = now + CONFIG_RETRY;
+                return;
+            }
+        };
         let launch = Launch {
             program,
             args: argv(&container, &env),
@@ -473,7 +486,7 @@ impl PodWorker {
                 std::env::var("PATH").ok(),
                 std::env::var("HOME").ok(),
                 &hostname,
-                &config.kubeconfig,
+                &kubeconfig,
                 &env,
             ),
             working_dir: working_dir(&container, &config.log_dir),
@@ -510,6 +523,28 @@ impl PodWorker {
                 };
             }
         }
+    }
+
+    /// The kubeconfig this pod's processes get: their service account's own when the kubelet
+    /// mints tokens, else the shared one.
+    fn pod_kubeconfig(&self, config: &KubeletConfig) -> std::io::Result<std::path::PathBuf> {
+        let Some(mint) = config.service_account_token else {
+            return Ok(config.kubeconfig.clone());
+        };
+        let spec = self.pod.spec.as_ref();
+        let account = spec
+            .and_then(|s| s.service_account_name.as_deref())
+            .filter(|name| !name.is_empty())
+            .unwrap_or("default");
+        let token = (spec.and_then(|s| s.automount_service_account_token) != Some(false))
+            .then(|| mint(&self.namespace, account));
+        super::identity::pod_kubeconfig(
+            &config.kubeconfig,
+            &config.log_dir,
+            &self.namespace,
+            &self.name,
+            token.as_deref(),
+        )
     }
 
     fn slot_mut(&mut self, init: bool, i: usize) -> &mut Slot {
