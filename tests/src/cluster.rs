@@ -76,17 +76,7 @@ impl Cluster {
             if kubelet.is_some() {
                 return;
             }
-            let log_dir = server.dir().join("logs");
-            std::fs::create_dir_all(&log_dir).expect("kubelet log directory");
-            server.set_log_dir(&log_dir);
-            let config = KubeletConfig {
-                images: vec![("stampede".into(), crate::stampede_bin())],
-                kubeconfig: server.kubeconfig(),
-                log_dir,
-                node_name: "stand-in-node".into(),
-                service_account_token: Some(crate::apiserver::service_account_token),
-            };
-            *kubelet = Some(KubeletRuntime::start(server, config).await);
+            *kubelet = Some(KubeletRuntime::start(server, crate::stampede_bin()).await);
         }
     }
 
@@ -199,7 +189,19 @@ pub struct KubeletRuntime {
 }
 
 impl KubeletRuntime {
-    async fn start(server: &ApiServer, config: KubeletConfig) -> KubeletRuntime {
+    /// Starts a process kubelet for `server`: images named `stampede` run `stampede_binary`,
+    /// each pod authenticates as its service account, logs go where `kubectl logs` reads them.
+    pub async fn start(server: &ApiServer, stampede_binary: PathBuf) -> KubeletRuntime {
+        let log_dir = server.dir().join("logs");
+        std::fs::create_dir_all(&log_dir).expect("kubelet log directory");
+        server.set_log_dir(&log_dir);
+        let config = KubeletConfig {
+            images: vec![("stampede".into(), stampede_binary)],
+            kubeconfig: server.kubeconfig(),
+            log_dir,
+            node_name: "stand-in-node".into(),
+            service_account_token: Some(crate::apiserver::service_account_token),
+        };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("process-kubelet")
