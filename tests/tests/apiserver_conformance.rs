@@ -351,6 +351,18 @@ async fn patches_merge_json_and_strategic() {
         .into()
     );
 
+    // A resourceVersion in a patch is a precondition.
+    let stale = Patch::Merge(json!({"metadata": {"resourceVersion": "1"}, "data": {"z": "0"}}));
+    assert_eq!(
+        api_error(
+            maps.patch("m", &PatchParams::default(), &stale)
+                .await
+                .unwrap_err()
+        )
+        .0,
+        409
+    );
+
     let patch: json_patch::Patch =
         serde_json::from_value(json!([{"op": "replace", "path": "/data/b", "value": "20"}]))
             .unwrap();

@@ -282,7 +282,7 @@ pub fn patch(
     })?;
     // A resourceVersion in the patch is a precondition.
     let given = meta::meta_str(&patched, "resourceVersion");
-    if given != meta::meta_str(&old, "resourceVersion") {
+    if !given.is_empty() && given != meta::meta_str(&old, "resourceVersion") {
         return Err(ApiError::stale(&resource.group, &resource.plural, name));
     }
     if meta::meta_str(&patched, "name") != name {
