@@ -1,4 +1,10 @@
 //! The Stampede operator library: reconciles LoadTests into runner Jobs and writes the verdict.
 //!
-//! Built by the operator issue; this crate holds its place in the workspace so the dependency
-//! direction `crds` ← `runner` ← `operator` is fixed from the start.
+//! The core is pure: [`plan`] sizes a run (validation, peak VUs, runner count, execution
+//! segments, policy caps), [`names`] gives every owned object its deterministic name, and
+//! [`desired`] builds those objects. The controller that applies them is I/O at the edge.
+
+pub mod desired;
+pub mod names;
+pub mod plan;
+pub mod policy;

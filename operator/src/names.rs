@@ -1,0 +1,84 @@
+//! Deterministic names of what a LoadTest owns, so a restarted operator finds them again.
+//! Names stay valid DNS labels: long LoadTest names are shortened with a stable hash suffix.
+
+/// The longest name we build: a Job's pods are `<job>-<index>-<5 chars>` and their hostname
+/// `<job>-<index>` must stay a DNS label (63), so the Job name keeps room for both.
+const MAX_BASE: usize = 40;
+
+/// The names of everything one LoadTest run owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    base: String,
+}
+
+impl Names {
+    /// Names for the LoadTest called `loadtest`.
+    pub fn new(loadtest: &str) -> Names {
+        Names {
+            base: shorten(loadtest, MAX_BASE),
+        }
+    }
+
+    /// The runner Job of run `run`: a new run gets a new Job, the old one can finish aborting.
+    pub fn job(&self, run: i64) -> String {
+        format!("{}-run{run}", self.base)
+    }
+
+    /// Runner `index`'s report ConfigMap in run `run`.
+    pub fn report(&self, run: i64, index: u64) -> String {
+        format!("{}-run{run}-report-{index}", self.base)
+    }
+
+    /// The ServiceAccount, Role and RoleBinding of the runners (one per LoadTest; its rules
+    /// follow the current run's reports).
+    pub fn runner_identity(&self) -> String {
+        format!("{}-runner", self.base)
+    }
+
+    /// The merged result ConfigMap (kept until the LoadTest goes).
+    pub fn result(&self) -> String {
+        format!("{}-result", self.base)
+    }
+}
+
+/// `name` when it fits in `max` characters, else its first part plus `-` and a stable
+/// 8-hex-digit FNV-1a hash of the whole name.
+fn shorten(name: &str, max: usize) -> String {
+    if name.len() <= max {
+        return name.to_string();
+    }
+    let hash = name.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    });
+    let keep = max.saturating_sub(9);
+    let prefix: String = name.chars().take(keep).collect();
+    format!("{}-{hash:08x}", prefix.trim_end_matches('-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_deterministic_and_distinct() {
+        let names = Names::new("buy-stock-spike");
+        assert_eq!(names.job(1), "buy-stock-spike-run1");
+        assert_eq!(names.report(1, 2), "buy-stock-spike-run1-report-2");
+        assert_eq!(names.runner_identity(), "buy-stock-spike-runner");
+        assert_eq!(names.result(), "buy-stock-spike-result");
+        assert_eq!(Names::new("buy-stock-spike"), names);
+    }
+
+    #[test]
+    fn long_names_are_shortened_stably_and_stay_dns_labels() {
+        let long = "a".repeat(30) + &"b".repeat(30);
+        let other = "a".repeat(30) + &"c".repeat(30);
+        let names = Names::new(&long);
+        assert_eq!(names, Names::new(&long));
+        assert_ne!(names.job(1), Names::new(&other).job(1));
+        // The pod hostname `<job>-<index>` of a 1000-runner job is still a DNS label.
+        let hostname = format!("{}-999", names.job(99));
+        assert!(hostname.len() <= 63, "{hostname}");
+        assert!(names.report(99, 999).len() <= 63);
+    }
+}

@@ -1,0 +1,32 @@
+//! What the cluster admin allows one LoadTest (operator flags / environment) and the defaults
+//! a LoadTest does not set.
+
+/// Operator-level limits and defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// Most runners one LoadTest may use.
+    pub max_runners: u64,
+    /// Most VUs (peak, whole fleet) one LoadTest may ask for.
+    pub max_vus_per_test: u64,
+    /// VUs per runner when `spec.runners` sets neither `count` nor `maxVUsPerRunner`.
+    pub default_max_vus_per_runner: u64,
+    /// The runner image when `spec.runners.image` is unset.
+    pub runner_image: String,
+    /// Seconds the runners have to report Ready before the run is Errored.
+    pub start_deadline_seconds: u64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            max_runners: 50,
+            max_vus_per_test: 100_000,
+            default_max_vus_per_runner: 1_000,
+            runner_image: format!(
+                "ghcr.io/stampede-dev/stampede:{}",
+                env!("CARGO_PKG_VERSION")
+            ),
+            start_deadline_seconds: 300,
+        }
+    }
+}

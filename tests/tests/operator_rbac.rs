@@ -1,0 +1,155 @@
+//! The runners' Role, as the operator builds it, against RBAC in the API server stand-in (or a
+//! real cluster's, where the kubelet's token step is skipped): a runner can read and watch its
+//! LoadTest and write its reports, and nothing else.
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchParams};
+use serde_json::json;
+use stampede_crds::LoadTest;
+use stampede_operator::desired::{self, Run};
+use stampede_operator::names::Names;
+use stampede_operator::plan::plan;
+use stampede_operator::policy::Policy;
+use stampede_tests::cluster::{Cluster, repo_path};
+
+fn api_code(error: kube::Error) -> u16 {
+    match error {
+        kube::Error::Api(status) => status.code,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_runner_role_allows_what_a_runner_does_and_nothing_more() {
+    let cluster = Cluster::start().await;
+    let crds = repo_path("crds");
+    cluster.kubectl_ok(&["apply", "-f", crds.to_str().unwrap()]);
+    cluster.kubectl_ok(&[
+        "wait",
+        "--for=condition=established",
+        "--timeout=30s",
+        "crd/loadtests.stampede.dev",
+    ]);
+    let ns = cluster.namespace("op-rbac").await;
+    let admin = cluster.client().await;
+
+    let tests: Api<LoadTest> = Api::namespaced(admin.clone(), &ns);
+    let manifest: LoadTest = serde_json::from_value(json!({
+        "apiVersion": "stampede.dev/v1alpha1", "kind": "LoadTest",
+        "metadata": {"name": "spike"},
+        "spec": {"vus": 20, "duration": "5s", "runners": {"count": 2},
+                 "flows": {"default": [{"request": {"url": "http://127.0.0.1:1/"}}]}}
+    }))
+    .unwrap();
+    let test = tests
+        .create(&PostParams::default(), &manifest)
+        .await
+        .unwrap();
+    let plan = plan(&test, &Policy::default()).unwrap();
+    let run = Run {
+        test: &test,
+        plan: &plan,
+        run: 1,
+    };
+
+    let pp = PostParams::default();
+    Api::namespaced(admin.clone(), &ns)
+        .create(&pp, &desired::service_account(run).unwrap())
+        .await
+        .unwrap();
+    Api::namespaced(admin.clone(), &ns)
+        .create(&pp, &desired::role(run).unwrap())
+        .await
+        .unwrap();
+    Api::namespaced(admin.clone(), &ns)
+        .create(&pp, &desired::role_binding(run).unwrap())
+        .await
+        .unwrap();
+    let maps: Api<ConfigMap> = Api::namespaced(admin.clone(), &ns);
+    for report in desired::report_config_maps(run).unwrap() {
+        maps.create(&pp, &report).await.unwrap();
+    }
+    maps.create(
+        &pp,
+        &serde_json::from_value(json!({"metadata": {"name": "unrelated"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+
+    // What RBAC says, through `kubectl auth can-i --as` (the same on a real cluster).
+    let subject = format!("--as=system:serviceaccount:{ns}:spike-runner");
+    let can = |args: &[&str]| {
+        let mut all = vec!["-n", ns.as_str(), "auth", "can-i", subject.as_str()];
+        all.extend_from_slice(args);
+        String::from_utf8_lossy(&cluster.kubectl_run(&all).stdout)
+            .trim()
+            .to_string()
+    };
+    let names = Names::new("spike");
+    assert_eq!(can(&["get", "loadtests.stampede.dev/spike"]), "yes");
+    assert_eq!(can(&["watch", "loadtests.stampede.dev/spike"]), "yes");
+    assert_eq!(
+        can(&["patch", &format!("configmap/{}", names.report(1, 1))]),
+        "yes"
+    );
+    assert_eq!(can(&["get", "configmap/unrelated"]), "no");
+    assert_eq!(can(&["list", "configmaps"]), "no");
+    assert_eq!(can(&["get", "secrets"]), "no");
+    assert_eq!(
+        can(&[
+            "patch",
+            "loadtests.stampede.dev/spike",
+            "--subresource=status"
+        ]),
+        "no"
+    );
+
+    // And what a runner pod's own credentials can do, on the stand-in.
+    let Some(server) = cluster.stand_in() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let token = stampede_tests::apiserver::service_account_token(&ns, "spike-runner");
+    let kubeconfig = stampede_tests::kubelet::identity::pod_kubeconfig(
+        &server.kubeconfig(),
+        dir.path(),
+        &ns,
+        "runner-0",
+        Some(&token),
+    )
+    .unwrap();
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&kubeconfig).unwrap(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let runner = kube::Client::try_from(config).unwrap();
+    let own: Api<LoadTest> = Api::namespaced(runner.clone(), &ns);
+    own.get("spike").await.unwrap();
+    // A watch limited to the one name is allowed; an unrestricted list is not.
+    let _watch = own
+        .watch(&WatchParams::default().fields("metadata.name=spike"), "0")
+        .await
+        .unwrap();
+    assert_eq!(
+        api_code(own.list(&ListParams::default()).await.unwrap_err()),
+        403
+    );
+    let reports: Api<ConfigMap> = Api::namespaced(runner.clone(), &ns);
+    reports
+        .patch(
+            &names.report(1, 0),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"state": "Ready"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(api_code(reports.get("unrelated").await.unwrap_err()), 403);
+    let secrets: Api<Secret> = Api::namespaced(runner, &ns);
+    assert_eq!(
+        api_code(secrets.list(&ListParams::default()).await.unwrap_err()),
+        403
+    );
+    cluster.drop_namespace(&ns).await;
+}
