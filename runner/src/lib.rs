@@ -11,3 +11,4 @@ pub mod metrics;
 pub mod schedule;
 pub mod summary;
 pub mod thresholds;
+pub mod wait;

@@ -1,5 +1,5 @@
-//! The `stampede` command: run LoadTests locally, the demo, the demo server, validation and
-//! the CRD (agent and wait arrive with the operator issue).
+//! The `stampede` command: run LoadTests locally, the demo, the demo server, validation, the
+//! CRD, and `wait` for a LoadTest's verdict in a cluster (the agent arrives with the operator).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -51,6 +51,19 @@ enum Command {
         /// Multiply the demo's durations and stages by this factor (0.2 runs it in ~6 s).
         #[arg(long, default_value_t = 1.0, value_name = "FACTOR")]
         duration_scale: f64,
+    },
+    /// Follow a LoadTest in the cluster until its run is over, printing progress and the verdict
+    /// (exit 0 passed, 99 thresholds failed, 103 errored, 104 invalid, 108 aborted, 102 timed
+    /// out, 1 not found or no cluster access). Uses $KUBECONFIG or the in-cluster config.
+    Wait {
+        /// The LoadTest's name.
+        name: String,
+        /// Its namespace (default: the kubeconfig context's).
+        #[arg(short, long)]
+        namespace: Option<String>,
+        /// Give up after this long (e.g. 30m, 90s); default: wait as long as it takes.
+        #[arg(long, value_name = "DURATION")]
+        timeout: Option<String>,
     },
     /// Serve the demo API (shop, trading, reservations, concert queue, httpbin-style endpoints).
     DemoServer {
@@ -121,6 +134,11 @@ fn main() -> ExitCode {
             &mut out,
         ),
         Command::DemoServer { listen } => run::demo_server(listen),
+        Command::Wait {
+            name,
+            namespace,
+            timeout,
+        } => wait(&name, namespace, timeout.as_deref(), &mut out),
     };
     ExitCode::from(code)
 }
@@ -202,4 +220,40 @@ fn validate(files: &[PathBuf], env: &[String], quiet: bool, out: &mut impl Write
     } else {
         exit::OK
     }
+}
+
+/// `stampede wait`: parses the timeout, connects, follows.
+fn wait(name: &str, namespace: Option<String>, timeout: Option<&str>, out: &mut impl Write) -> u8 {
+    let timeout = match timeout.map(stampede_crds::duration::parse) {
+        None => None,
+        Some(Ok(duration)) => Some(duration),
+        Some(Err(error)) => {
+            let _ = writeln!(out, "--timeout: {error} (write it like 90s, 30m or 1h)");
+            return exit::INVALID_CONFIG;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            let _ = writeln!(out, "cannot start the runtime: {error}");
+            return exit::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let client = match kube::Client::try_default().await {
+            Ok(client) => client,
+            Err(error) => {
+                let _ = writeln!(
+                    out,
+                    "cannot reach the cluster (KUBECONFIG or in-cluster config): {error}"
+                );
+                return exit::FAILURE;
+            }
+        };
+        let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_string());
+        stampede_runner::wait::follow(client, &namespace, name, timeout, out).await
+    })
 }
