@@ -90,15 +90,32 @@ impl Cluster {
 
     /// A kube-rs client.
     pub async fn client(&self) -> Client {
-        let kubeconfig =
-            kube::config::Kubeconfig::read_from(self.kubeconfig()).expect("read kubeconfig");
-        let config = kube::Config::from_custom_kubeconfig(
-            kubeconfig,
-            &kube::config::KubeConfigOptions::default(),
-        )
-        .await
-        .expect("kubeconfig to client config");
-        Client::try_from(config).expect("kube client")
+        apiserver::client_for(&self.kubeconfig())
+            .await
+            .expect("kube client from the kubeconfig")
+    }
+
+    /// Applies the CRD in `file` (relative to the repository root) with `kubectl apply` and
+    /// waits until `crd` is Established.
+    pub fn install_crd(&self, file: &str, crd: &str) {
+        let path = repo_path(file);
+        self.kubectl_ok(&["apply", "-f", &path.to_string_lossy()]);
+        self.kubectl_ok(&[
+            "wait",
+            "--for=condition=established",
+            "--timeout=30s",
+            &format!("crd/{crd}"),
+        ]);
+    }
+
+    /// `kubectl auth can-i ARGS... --as=system:serviceaccount:<namespace>:<account>`: "yes" or "no".
+    pub fn can_i(&self, namespace: &str, account: &str, args: &[&str]) -> String {
+        let subject = format!("--as=system:serviceaccount:{namespace}:{account}");
+        let mut all = vec!["-n", namespace, "auth", "can-i", subject.as_str()];
+        all.extend_from_slice(args);
+        String::from_utf8_lossy(&self.kubectl_run(&all).stdout)
+            .trim()
+            .to_string()
     }
 
     /// A `kubectl` command for this cluster.
@@ -212,15 +229,9 @@ impl KubeletRuntime {
         // The client's connection task must live on the kubelet's runtime too.
         let kubelet = runtime
             .spawn(async move {
-                let kubeconfig =
-                    kube::config::Kubeconfig::read_from(kubeconfig).expect("read kubeconfig");
-                let client_config = kube::Config::from_custom_kubeconfig(
-                    kubeconfig,
-                    &kube::config::KubeConfigOptions::default(),
-                )
-                .await
-                .expect("kubelet client config");
-                let client = Client::try_from(client_config).expect("kubelet client");
+                let client = apiserver::client_for(&kubeconfig)
+                    .await
+                    .expect("kubelet client");
                 Kubelet::start(client, config)
             })
             .await
@@ -239,5 +250,13 @@ impl Drop for KubeletRuntime {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
+    }
+}
+
+/// (code, reason, message) of an API error; panics on any other error.
+pub fn api_error(error: kube::Error) -> (u16, String, String) {
+    match error {
+        kube::Error::Api(status) => (status.code, status.reason.clone(), status.message.clone()),
+        other => panic!("expected an API error, got {other:?}"),
     }
 }

@@ -13,7 +13,7 @@ use kube::api::{
 };
 use kube::runtime::watcher;
 use serde_json::{Value, json};
-use stampede_tests::cluster::{Cluster, repo_path};
+use stampede_tests::cluster::{Cluster, api_error};
 
 const WIDGET_CRD: &str = "tests/fixtures/widget-crd.yaml";
 const STEP: Duration = Duration::from_secs(10);
@@ -28,14 +28,7 @@ fn widget_resource() -> ApiResource {
 /// A cluster with the widget CRD installed (through `kubectl apply`) and a fresh namespace.
 async fn setup(prefix: &str) -> (Cluster, String) {
     let cluster = Cluster::start().await;
-    let crd = repo_path(WIDGET_CRD);
-    cluster.kubectl_ok(&["apply", "-f", crd.to_str().unwrap()]);
-    cluster.kubectl_ok(&[
-        "wait",
-        "--for=condition=established",
-        "--timeout=30s",
-        "crd/widgets.conformance.stampede.dev",
-    ]);
+    cluster.install_crd(WIDGET_CRD, "widgets.conformance.stampede.dev");
     let namespace = cluster.namespace(prefix).await;
     (cluster, namespace)
 }
@@ -54,14 +47,6 @@ fn widget(name: &str, spec: Value) -> DynamicObject {
 
 fn config_map(name: &str, data: Value) -> ConfigMap {
     serde_json::from_value(json!({"metadata": {"name": name}, "data": data})).unwrap()
-}
-
-/// (code, reason, message) of an API error.
-fn api_error(error: kube::Error) -> (u16, String, String) {
-    match error {
-        kube::Error::Api(status) => (status.code, status.reason.clone(), status.message.clone()),
-        other => panic!("expected an API error, got {other:?}"),
-    }
 }
 
 fn rv(object: &impl kube::Resource) -> u64 {
@@ -1077,14 +1062,7 @@ async fn rbac_limits_service_accounts_like_a_real_cluster() {
     cluster.kubectl_ok(&["-n", &ns, "apply", "-f", manifest.path().to_str().unwrap()]);
 
     // kubectl auth can-i through impersonation, the same on a real cluster.
-    let subject = format!("--as=system:serviceaccount:{ns}:runner");
-    let can = |args: &[&str]| {
-        let mut all = vec!["-n", ns.as_str(), "auth", "can-i", subject.as_str()];
-        all.extend_from_slice(args);
-        String::from_utf8_lossy(&cluster.kubectl_run(&all).stdout)
-            .trim()
-            .to_string()
-    };
+    let can = |args: &[&str]| cluster.can_i(&ns, "runner", args);
     assert_eq!(can(&["get", "configmap/report"]), "yes");
     assert_eq!(can(&["get", "configmap/other"]), "no");
     assert_eq!(can(&["list", "configmaps"]), "no");
@@ -1103,23 +1081,8 @@ async fn rbac_limits_service_accounts_like_a_real_cluster() {
         return; // A real cluster's service-account tokens come from its TokenRequest API.
     };
     // The same identity as a pod gets it from the process kubelet.
-    let dir = tempfile::tempdir().unwrap();
     let token = stampede_tests::apiserver::service_account_token(&ns, "runner");
-    let kubeconfig = stampede_tests::kubelet::identity::pod_kubeconfig(
-        &server.kubeconfig(),
-        dir.path(),
-        &ns,
-        "pod",
-        Some(&token),
-    )
-    .unwrap();
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(&kubeconfig).unwrap(),
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .unwrap();
-    let runner = kube::Client::try_from(config).unwrap();
+    let runner = server.client_with_token(&token).await.unwrap();
     let admin_maps: Api<ConfigMap> = Api::namespaced(client, &ns);
     admin_maps
         .create(&PostParams::default(), &config_map("report", json!({})))
@@ -1163,21 +1126,8 @@ async fn rbac_limits_service_accounts_like_a_real_cluster() {
     );
 
     // An unknown token is a 401.
-    let bad = stampede_tests::kubelet::identity::pod_kubeconfig(
-        &server.kubeconfig(),
-        dir.path(),
-        &ns,
-        "bad",
-        Some("forged"),
-    )
-    .unwrap();
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(&bad).unwrap(),
-        &Default::default(),
-    )
-    .await
-    .unwrap();
-    let forged: Api<ConfigMap> = Api::namespaced(kube::Client::try_from(config).unwrap(), &ns);
+    let forged: Api<ConfigMap> =
+        Api::namespaced(server.client_with_token("forged").await.unwrap(), &ns);
     assert_eq!(api_error(forged.get("report").await.unwrap_err()).0, 401);
     cluster.drop_namespace(&ns).await;
 }

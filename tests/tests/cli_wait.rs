@@ -6,19 +6,12 @@ use std::process::{Command, Output, Stdio};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use stampede_crds::LoadTest;
-use stampede_tests::cluster::{Cluster, repo_path};
+use stampede_tests::cluster::Cluster;
 use stampede_tests::stampede_bin;
 
 async fn setup(prefix: &str) -> (Cluster, String, Api<LoadTest>) {
     let cluster = Cluster::start().await;
-    let crds = repo_path("crds");
-    cluster.kubectl_ok(&["apply", "-f", crds.to_str().unwrap()]);
-    cluster.kubectl_ok(&[
-        "wait",
-        "--for=condition=established",
-        "--timeout=30s",
-        "crd/loadtests.stampede.dev",
-    ]);
+    cluster.install_crd("crds/loadtest.yaml", "loadtests.stampede.dev");
     let ns = cluster.namespace(prefix).await;
     let api: Api<LoadTest> = Api::namespaced(cluster.client().await, &ns);
     let test: LoadTest = serde_json::from_value(json!({

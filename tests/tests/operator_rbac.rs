@@ -10,26 +10,16 @@ use stampede_operator::desired::{self, Run};
 use stampede_operator::names::Names;
 use stampede_operator::plan::plan;
 use stampede_operator::policy::Policy;
-use stampede_tests::cluster::{Cluster, repo_path};
+use stampede_tests::cluster::{Cluster, api_error};
 
 fn api_code(error: kube::Error) -> u16 {
-    match error {
-        kube::Error::Api(status) => status.code,
-        other => panic!("expected an API error, got {other:?}"),
-    }
+    api_error(error).0
 }
 
 #[tokio::test]
 async fn the_runner_role_allows_what_a_runner_does_and_nothing_more() {
     let cluster = Cluster::start().await;
-    let crds = repo_path("crds");
-    cluster.kubectl_ok(&["apply", "-f", crds.to_str().unwrap()]);
-    cluster.kubectl_ok(&[
-        "wait",
-        "--for=condition=established",
-        "--timeout=30s",
-        "crd/loadtests.stampede.dev",
-    ]);
+    cluster.install_crd("crds/loadtest.yaml", "loadtests.stampede.dev");
     let ns = cluster.namespace("op-rbac").await;
     let admin = cluster.client().await;
 
@@ -77,14 +67,7 @@ async fn the_runner_role_allows_what_a_runner_does_and_nothing_more() {
     .unwrap();
 
     // What RBAC says, through `kubectl auth can-i --as` (the same on a real cluster).
-    let subject = format!("--as=system:serviceaccount:{ns}:spike-runner");
-    let can = |args: &[&str]| {
-        let mut all = vec!["-n", ns.as_str(), "auth", "can-i", subject.as_str()];
-        all.extend_from_slice(args);
-        String::from_utf8_lossy(&cluster.kubectl_run(&all).stdout)
-            .trim()
-            .to_string()
-    };
+    let can = |args: &[&str]| cluster.can_i(&ns, "spike-runner", args);
     let names = Names::new("spike");
     assert_eq!(can(&["get", "loadtests.stampede.dev/spike"]), "yes");
     assert_eq!(can(&["watch", "loadtests.stampede.dev/spike"]), "yes");
@@ -108,23 +91,8 @@ async fn the_runner_role_allows_what_a_runner_does_and_nothing_more() {
     let Some(server) = cluster.stand_in() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
     let token = stampede_tests::apiserver::service_account_token(&ns, "spike-runner");
-    let kubeconfig = stampede_tests::kubelet::identity::pod_kubeconfig(
-        &server.kubeconfig(),
-        dir.path(),
-        &ns,
-        "runner-0",
-        Some(&token),
-    )
-    .unwrap();
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(&kubeconfig).unwrap(),
-        &Default::default(),
-    )
-    .await
-    .unwrap();
-    let runner = kube::Client::try_from(config).unwrap();
+    let runner = server.client_with_token(&token).await.unwrap();
     let own: Api<LoadTest> = Api::namespaced(runner.clone(), &ns);
     own.get("spike").await.unwrap();
     // A watch limited to the one name is allowed; an unrestricted list is not.

@@ -78,15 +78,9 @@ pub fn authenticate(store: &Store, headers: &HeaderMap) -> Result<User, ApiError
 }
 
 fn service_account_exists(store: &Store, namespace: &str, name: &str) -> bool {
-    let key = ObjectKey {
-        storage: StorageId {
-            group: String::new(),
-            plural: "serviceaccounts".into(),
-        },
-        namespace: namespace.to_string(),
-        name: name.to_string(),
-    };
-    store.get(&key).is_some()
+    store
+        .get(&ObjectKey::core("serviceaccounts", namespace, name))
+        .is_some()
 }
 
 /// The attributes of a request on a resource (the verb from method and shape, the name of a

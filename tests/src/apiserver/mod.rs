@@ -127,14 +127,21 @@ impl ApiServer {
     }
 
     /// A kube-rs client for this server, built from the kubeconfig like a user's would be.
-    pub async fn client(&self) -> Result<kube::Client, Box<dyn std::error::Error + Send + Sync>> {
-        let kubeconfig = kube::config::Kubeconfig::read_from(self.kubeconfig())?;
-        let config = kube::Config::from_custom_kubeconfig(
-            kubeconfig,
-            &kube::config::KubeConfigOptions::default(),
-        )
-        .await?;
-        Ok(kube::Client::try_from(config)?)
+    pub async fn client(&self) -> Result<kube::Client, ClientError> {
+        client_for(&self.kubeconfig()).await
+    }
+
+    /// A kube-rs client that authenticates with `token` instead of the admin's (e.g.
+    /// [`service_account_token`], as a pod of the process kubelet does).
+    pub async fn client_with_token(&self, token: &str) -> Result<kube::Client, ClientError> {
+        let path = crate::kubelet::identity::pod_kubeconfig(
+            &self.kubeconfig(),
+            self.dir.path(),
+            "token",
+            &meta::random_suffix(),
+            Some(token),
+        )?;
+        client_for(&path).await
     }
 
     /// A `kubectl` command for this server: its own kubeconfig and a private HOME (so the
@@ -176,6 +183,20 @@ impl Drop for ApiServer {
             runtime.shutdown_background();
         }
     }
+}
+
+/// Why a client could not be built from a kubeconfig.
+pub type ClientError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A kube-rs client from a kubeconfig file, built the way a user's tools build one.
+pub async fn client_for(kubeconfig: &Path) -> Result<kube::Client, ClientError> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig)?;
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await?;
+    Ok(kube::Client::try_from(config)?)
 }
 
 /// The bearer token the stand-in accepts for a service account (what a projected token is on

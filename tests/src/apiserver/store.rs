@@ -21,6 +21,20 @@ pub struct ObjectKey {
     pub name: String,
 }
 
+impl ObjectKey {
+    /// The key of a core-group (`v1`) object: `namespace` is "" for cluster-scoped kinds.
+    pub fn core(plural: &str, namespace: &str, name: &str) -> ObjectKey {
+        ObjectKey {
+            storage: StorageId {
+                group: String::new(),
+                plural: plural.to_string(),
+            },
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        }
+    }
+}
+
 /// Watch event types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {

@@ -147,14 +147,7 @@ fn admit_service_account(
     };
     spec.insert("serviceAccountName".into(), json!(account));
     spec.insert("serviceAccount".into(), json!(account));
-    let key = ObjectKey {
-        storage: super::registry::StorageId {
-            group: String::new(),
-            plural: "serviceaccounts".into(),
-        },
-        namespace: namespace.to_string(),
-        name: account.clone(),
-    };
+    let key = ObjectKey::core("serviceaccounts", namespace, &account);
     if store.get(&key).is_none() {
         return Err(ApiError::forbidden(format!(
             "pods \"{pod}\" is forbidden: error looking up service account \
@@ -559,18 +552,7 @@ fn decode(
         schema::apply_defaults(schema_doc, object);
         let errors = schema::validate(schema_doc, object);
         if !errors.is_empty() {
-            let message = schema::invalid_message(&resource.kind, &resource.group, name, &errors);
-            let causes = errors
-                .iter()
-                .map(|e| json!({"reason": e.reason, "message": cause_message(e), "field": e.field}))
-                .collect();
-            return Err(ApiError::invalid(
-                message,
-                &resource.group,
-                &resource.kind,
-                name,
-                causes,
-            ));
+            return Err(invalid(resource, name, errors));
         }
     }
     Ok(unknown)
@@ -714,15 +696,7 @@ fn check_namespace(
             "the namespace of the provided object does not match the namespace sent on the request",
         ));
     }
-    let namespaces = super::registry::StorageId {
-        group: String::new(),
-        plural: "namespaces".into(),
-    };
-    let key = ObjectKey {
-        storage: namespaces,
-        namespace: String::new(),
-        name: namespace.to_string(),
-    };
+    let key = ObjectKey::core("namespaces", "", namespace);
     match store.get(&key) {
         None => Err(ApiError::not_found("", "namespaces", namespace)),
         Some(ns) if meta::is_deleting(ns) => Err(ApiError::forbidden(format!(
