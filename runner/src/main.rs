@@ -65,6 +65,10 @@ enum Command {
         #[arg(long, value_name = "DURATION")]
         timeout: Option<String>,
     },
+    /// Run one runner's part of a LoadTest in a cluster (the runner pods' entrypoint; the
+    /// operator's Job sets STAMPEDE_LOADTEST, STAMPEDE_NAMESPACE, STAMPEDE_RUN, STAMPEDE_RUNNERS,
+    /// STAMPEDE_REPORTS and JOB_COMPLETION_INDEX). Exit 0 unless the runner itself failed.
+    Agent,
     /// Serve the demo API (shop, trading, reservations, concert queue, httpbin-style endpoints).
     DemoServer {
         /// Address to listen on.
@@ -134,6 +138,7 @@ fn main() -> ExitCode {
             &mut out,
         ),
         Command::DemoServer { listen } => run::demo_server(listen),
+        Command::Agent => stampede_runner::agent::agent(),
         Command::Wait {
             name,
             namespace,

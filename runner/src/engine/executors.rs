@@ -46,8 +46,13 @@ pub struct Controls {
 impl Controls {
     /// Controls for a test starting at `start`.
     pub fn new(start: Instant, runner_count: u64) -> Self {
+        Controls::with_stop(start, runner_count, CancellationToken::new())
+    }
+
+    /// Controls whose graceful stop is `stop` (a child of a token someone outside cancels).
+    pub fn with_stop(start: Instant, runner_count: u64, stop: CancellationToken) -> Self {
         Controls {
-            stop: CancellationToken::new(),
+            stop,
             gauges: VuGauges::default(),
             start,
             next_vu: AtomicU64::new(0),

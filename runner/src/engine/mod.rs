@@ -10,4 +10,7 @@ pub mod run;
 pub mod shared;
 pub mod vu;
 
-pub use run::{RunError, RunOptions, RunOutcome, run};
+pub use run::{
+    AbortReasons, LiveView, PreparedRun, RunError, RunOptions, RunOutcome, ScenariosRun,
+    build_runtime, run,
+};

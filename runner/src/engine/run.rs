@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use stampede_crds::LoadTest;
 use stampede_crds::spec::LoadTestSpec;
 use stampede_crds::validate::effective_scenarios;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::data::{DataError, Tables};
 use super::executors::{Controls, ScenarioJob, run_scenario};
@@ -22,7 +23,7 @@ use super::vu::Vu;
 use crate::exit;
 use crate::http::{ClientConfig, DnsCache, Target};
 use crate::metrics::recorder::flush_current_thread;
-use crate::metrics::{Metric, Registry, Shards, Value};
+use crate::metrics::{Metric, Registry, Shards, Snapshot, Value};
 use crate::schedule::{ExecutionSegment, ScenarioPlan, TestPlan};
 use crate::summary::{DEFAULT_TREND_STATS, SecondPoint, Summary};
 use crate::thresholds::Thresholds;
@@ -54,6 +55,9 @@ pub struct RunOptions {
     /// Multiply every scenario duration, stage and start time by this (e.g. 0.1 to run the
     /// examples ten times faster); 1 keeps the manifest's times.
     pub duration_scale: f64,
+    /// Evaluate abortOnFail thresholds on this process's own data every 2 s. Off for a
+    /// runner in a cluster: the operator evaluates them on the whole fleet's merged data.
+    pub local_abort: bool,
 }
 
 impl Default for RunOptions {
@@ -69,6 +73,7 @@ impl Default for RunOptions {
             print_errors: true,
             handle_signals: false,
             duration_scale: 1.0,
+            local_abort: true,
         }
     }
 }
@@ -204,18 +209,107 @@ pub fn resolve_env(
 
 /// Runs a (validated) LoadTest and returns its summary and exit code.
 pub fn run(test: &LoadTest, options: RunOptions) -> Result<RunOutcome, RunError> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.enable_all().on_thread_park(flush_current_thread);
-    if let Some(threads) = options.threads {
-        builder.worker_threads(threads.max(1));
-    }
-    let runtime = builder.build()?;
-    let outcome = runtime.block_on(run_async(test, &options));
+    let runtime = build_runtime(options.threads)?;
+    let outcome = runtime.block_on(run_async(test, options));
     runtime.shutdown_timeout(Duration::from_secs(1));
     outcome
 }
 
-struct Prepared {
+/// The engine's runtime: multi-threaded, flushing each thread's metrics when it parks.
+pub fn build_runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime, RunError> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all().on_thread_park(flush_current_thread);
+    if let Some(threads) = threads {
+        builder.worker_threads(threads.max(1));
+    }
+    Ok(builder.build()?)
+}
+
+async fn run_async(test: &LoadTest, options: RunOptions) -> Result<RunOutcome, RunError> {
+    let handle_signals = options.handle_signals;
+    let mut prepared = PreparedRun::prepare(test, options)?;
+    let values = prepared.run_setup().await?;
+    prepared.use_setup_values(values);
+    let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if handle_signals {
+        let stop = prepared.stop_token();
+        let interrupted = Arc::clone(&interrupted);
+        let reason = prepared.abort_reasons();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            interrupted.store(true, Ordering::Release);
+            reason.set("interrupted by a signal".to_string());
+            stop.cancel();
+            eprintln!("\nstopping gracefully (press Ctrl-C again to quit at once)");
+            wait_for_signal().await;
+            std::process::exit(i32::from(exit::EXTERNAL_ABORT));
+        });
+    }
+    let scenarios = prepared.run_scenarios(None).await;
+    prepared.run_teardown().await;
+    let mut outcome = prepared.finish(scenarios).await;
+    if interrupted.load(Ordering::Acquire) {
+        outcome.exit_code = exit::EXTERNAL_ABORT;
+    }
+    Ok(outcome)
+}
+
+/// What a caller outside the run can watch while it goes (the agent's reports): the
+/// cumulative metrics, the per-second series, the VU gauges and the time since the start.
+#[derive(Debug, Clone)]
+pub struct LiveView {
+    shards: Arc<Shards>,
+    series: Arc<std::sync::Mutex<Vec<SecondPoint>>>,
+    vus: Arc<AtomicI64>,
+    vus_max: Arc<AtomicI64>,
+    started: Arc<OnceLock<Instant>>,
+}
+
+impl LiveView {
+    /// Everything recorded so far.
+    pub fn snapshot(&self) -> Snapshot {
+        self.shards.snapshot()
+    }
+
+    /// The per-second series so far.
+    pub fn series(&self) -> Vec<SecondPoint> {
+        self.series.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Active VUs at the last second.
+    pub fn vus(&self) -> i64 {
+        self.vus.load(Ordering::Relaxed)
+    }
+
+    /// Allocated VUs at the last second.
+    pub fn vus_max(&self) -> i64 {
+        self.vus_max.load(Ordering::Relaxed)
+    }
+
+    /// Time since the scenarios started (zero before).
+    pub fn elapsed(&self) -> Duration {
+        self.started.get().map_or(Duration::ZERO, |s| s.elapsed())
+    }
+
+    /// Waits until every thread has flushed its samples (bounded by `timeout`).
+    pub async fn wait_flushed(&self, timeout: Duration) {
+        self.shards.wait_flushed(timeout).await;
+    }
+}
+
+/// How the scenarios ended.
+#[derive(Debug, Clone)]
+pub struct ScenariosRun {
+    /// Time from the start to the last scenario's end.
+    pub run_time: Duration,
+}
+
+/// A LoadTest prepared to run (flows compiled, data loaded, series registered), run in phases
+/// so that a runner in a cluster can report Ready, start on a signal and stop on an abort:
+/// [`PreparedRun::run_setup`], [`PreparedRun::run_scenarios`], [`PreparedRun::run_teardown`],
+/// [`PreparedRun::finish`].
+#[derive(Debug)]
+pub struct PreparedRun {
     shared: Arc<Shared>,
     shards: Arc<Shards>,
     thresholds: Thresholds,
@@ -227,9 +321,255 @@ struct Prepared {
     checks: Vec<String>,
     /// The test-wide tags (setup and teardown samples carry them too).
     test_tags: Vec<(String, String)>,
+    options: RunOptions,
+    name: String,
+    trend_stats: Vec<String>,
+    stop: CancellationToken,
+    abort_reason: AbortReasons,
+    live: LiveView,
 }
 
-fn prepare(test: &LoadTest, options: &RunOptions) -> Result<Prepared, RunError> {
+/// Where the reason of an early stop is kept (the first one wins); clonable so a watcher
+/// outside the run can record why it stopped it.
+#[derive(Debug, Clone, Default)]
+pub struct AbortReasons(Arc<std::sync::Mutex<Option<String>>>);
+
+impl AbortReasons {
+    /// Records `reason` unless one is already recorded.
+    pub fn set(&self, reason: String) {
+        if let Ok(mut r) = self.0.lock() {
+            r.get_or_insert(reason);
+        }
+    }
+
+    /// The recorded reason.
+    pub fn get(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|r| r.clone())
+    }
+}
+
+impl PreparedRun {
+    /// Prepares `test` (validated) for a run with `options`.
+    pub fn prepare(test: &LoadTest, options: RunOptions) -> Result<PreparedRun, RunError> {
+        prepare(test, options)
+    }
+
+    /// Whether the test has a setup flow.
+    pub fn has_setup(&self) -> bool {
+        !self.setup.steps.is_empty()
+    }
+
+    /// Whether the test has a teardown flow.
+    pub fn has_teardown(&self) -> bool {
+        !self.teardown.steps.is_empty()
+    }
+
+    /// The scheduled length of the scenarios (without graceful stops).
+    pub fn planned_duration(&self) -> Duration {
+        self.plan.regular_duration()
+    }
+
+    /// Cancelling this token stops the scenarios gracefully (abort from outside).
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// Records why the run was stopped early (shown in the summary).
+    pub fn set_abort_reason(&self, reason: String) {
+        self.abort_reason.set(reason);
+    }
+
+    /// A handle to record why the run was stopped early.
+    pub fn abort_reasons(&self) -> AbortReasons {
+        self.abort_reason.clone()
+    }
+
+    /// Step names in flow order.
+    pub fn step_names(&self) -> &[String] {
+        &self.steps
+    }
+
+    /// Check names in flow order.
+    pub fn check_names(&self) -> &[String] {
+        &self.checks
+    }
+
+    /// A handle to watch the run while it goes.
+    pub fn live(&self) -> LiveView {
+        self.live.clone()
+    }
+
+    /// Runs setup() once and returns its captures (empty without a setup flow); does not
+    /// hand them to the VUs — [`PreparedRun::use_setup_values`] does.
+    pub async fn run_setup(&self) -> Result<HashMap<String, String>, RunError> {
+        if self.setup.steps.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let context = ScenarioContext::internal("setup", self.test_tags.clone());
+        let mut vu = Vu::new(0, &self.shared);
+        vu.run_once(&self.shared, &context, &self.setup, "::setup")
+            .await
+            .map_err(RunError::Setup)
+    }
+
+    /// Makes setup's captures every VU's `${setup.NAME}` (once; later calls are ignored).
+    pub fn use_setup_values(&self, values: HashMap<String, String>) {
+        let _ = self.shared.setup.set(values);
+    }
+
+    /// Runs every scenario from now (or from `start_at`) until they end or the stop token is
+    /// cancelled, with progress each second and — unless disabled — threshold checks every
+    /// 2 s that stop the run on a failed abortOnFail threshold.
+    pub async fn run_scenarios(&mut self, start_at: Option<Instant>) -> ScenariosRun {
+        if let Some(at) = start_at {
+            tokio::time::sleep_until(at).await;
+        }
+        let shared = Arc::clone(&self.shared);
+        let shards = Arc::clone(&self.shards);
+        if self.shared.setup.get().is_none() {
+            let _ = self.shared.setup.set(HashMap::new());
+        }
+        let start = Instant::now();
+        let _ = self.live.started.set(start);
+        let controls = Arc::new(Controls::with_stop(
+            start,
+            self.options.runner_count,
+            self.stop.child_token(),
+        ));
+        let mut scenario_tasks = tokio::task::JoinSet::new();
+        for job in std::mem::take(&mut self.jobs) {
+            scenario_tasks.spawn(run_scenario(
+                job,
+                Arc::clone(&shared),
+                Arc::clone(&controls),
+            ));
+        }
+        let total = self.plan.regular_duration();
+        let mut progress = Progress::new(self.options.progress);
+        let mut ticker =
+            tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
+        let mut last_line = ProgressLine::default();
+        let mut second = 0u64;
+        loop {
+            tokio::select! {
+                joined = scenario_tasks.join_next() => {
+                    if joined.is_none() {
+                        break;
+                    }
+                }
+                _ = ticker.tick() => {
+                    second += 1;
+                    let elapsed = start.elapsed();
+                    let active = controls.gauges.active.load(Ordering::Relaxed).max(0);
+                    let allocated = controls.gauges.allocated.load(Ordering::Relaxed).max(0);
+                    self.live.vus.store(active, Ordering::Relaxed);
+                    self.live.vus_max.store(allocated, Ordering::Relaxed);
+                    shards.set_gauge(Metric::Vus, active as f64);
+                    shards.set_gauge(Metric::VusMax, allocated as f64);
+                    let interval = shards.take_interval();
+                    if let Ok(mut series) = self.live.series.lock() {
+                        series.push(SecondPoint {
+                            t: elapsed.as_secs_f64(),
+                            vus: active as u64,
+                            requests: interval.requests,
+                            failed: interval.failed,
+                            iterations: interval.iterations,
+                            dropped: interval.dropped,
+                            p50_ms: interval.duration.percentile(50.0),
+                            p95_ms: interval.duration.percentile(95.0),
+                            p99_ms: interval.duration.percentile(99.0),
+                        });
+                    }
+                    let snapshot = shards.snapshot();
+                    let failed_rate = match snapshot.metric(Metric::HttpReqFailed) {
+                        Some(Value::Rate { passes, total }) if *total > 0 => *passes as f64 / *total as f64,
+                        _ => 0.0,
+                    };
+                    last_line = ProgressLine {
+                        elapsed,
+                        total,
+                        vus: active,
+                        vus_max: allocated,
+                        rps: interval.requests as f64,
+                        p95_ms: snapshot.trend(Metric::HttpReqDuration.name()).map_or(0.0, |t| t.percentile(95.0)),
+                        failed_rate,
+                        requests: snapshot.count(Metric::HttpReqs.name()) as u64,
+                        dropped: snapshot.count(Metric::DroppedIterations.name()) as u64,
+                    };
+                    progress.tick(&last_line);
+                    if self.options.local_abort
+                        && second.is_multiple_of(THRESHOLD_EVERY)
+                        && !controls.stop.is_cancelled()
+                    {
+                        let results = self.thresholds.evaluate(&snapshot, elapsed.as_secs_f64(), false);
+                        if let Some(failed) = self.thresholds.abort_reason(&results, elapsed) {
+                            self.set_abort_reason(format!(
+                                "threshold {} '{}' failed with {} and has abortOnFail",
+                                failed.metric, failed.threshold, failed.observed()
+                            ));
+                            controls.stop.cancel();
+                        }
+                    }
+                }
+            }
+        }
+        let run_time = start.elapsed();
+        last_line.elapsed = run_time;
+        shards.wait_flushed(Duration::from_secs(2)).await;
+        last_line.requests = shards.snapshot().count(Metric::HttpReqs.name()) as u64;
+        progress.finish(&last_line);
+        ScenariosRun { run_time }
+    }
+
+    /// Runs teardown() once (also after an abort, as in k6); its errors are counted.
+    pub async fn run_teardown(&self) {
+        if self.teardown.steps.is_empty() {
+            return;
+        }
+        let context = ScenarioContext::internal("teardown", self.test_tags.clone());
+        let mut vu = Vu::new(0, &self.shared);
+        if let Err(message) = vu
+            .run_once(&self.shared, &context, &self.teardown, "::teardown")
+            .await
+        {
+            self.shared.report_error("teardown", &message);
+        }
+    }
+
+    /// The final summary: every sample flushed, thresholds evaluated with end-of-test rules.
+    pub async fn finish(self, scenarios: ScenariosRun) -> RunOutcome {
+        self.shards.wait_flushed(Duration::from_secs(2)).await;
+        let snapshot = self.shards.snapshot();
+        let run_time = scenarios.run_time;
+        let results = self
+            .thresholds
+            .evaluate(&snapshot, run_time.as_secs_f64(), true);
+        let aborted = self.abort_reason.get();
+        let summary = Summary {
+            name: self.name,
+            test_run_duration_ms: run_time.as_secs_f64() * 1000.0,
+            metrics: snapshot,
+            thresholds: results,
+            series: self.live.series(),
+            trend_stats: self.trend_stats,
+            steps: self.steps,
+            checks: self.checks,
+            aborted,
+        };
+        let exit_code = if summary.passed() {
+            exit::OK
+        } else {
+            exit::THRESHOLDS_FAILED
+        };
+        RunOutcome {
+            summary,
+            exit_code,
+            errors: self.shared.errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn prepare(test: &LoadTest, options: RunOptions) -> Result<PreparedRun, RunError> {
     let spec = scale_durations(&test.spec, options.duration_scale);
     let defaults = spec.defaults.clone().unwrap_or_default();
     let mut compiler = Compiler::new(&defaults);
@@ -356,7 +696,14 @@ fn prepare(test: &LoadTest, options: &RunOptions) -> Result<Prepared, RunError> 
             plan: Arc::new(ScenarioPlan::new(scenario, &options.segment)),
         });
     }
-    Ok(Prepared {
+    let live = LiveView {
+        shards: Arc::clone(&shards),
+        series: Arc::default(),
+        vus: Arc::default(),
+        vus_max: Arc::default(),
+        started: Arc::default(),
+    };
+    Ok(PreparedRun {
         shared,
         shards,
         thresholds,
@@ -367,178 +714,17 @@ fn prepare(test: &LoadTest, options: &RunOptions) -> Result<Prepared, RunError> 
         steps: names.steps,
         checks: names.checks,
         test_tags,
-    })
-}
-
-async fn run_async(test: &LoadTest, options: &RunOptions) -> Result<RunOutcome, RunError> {
-    let prepared = prepare(test, options)?;
-    let Prepared {
-        shared,
-        shards,
-        thresholds,
-        setup,
-        teardown,
-        jobs,
-        plan,
-        steps,
-        checks,
-        test_tags,
-    } = prepared;
-
-    // setup(): once, before any scenario; its captures are every VU's ${setup.NAME}.
-    let setup_context = ScenarioContext::internal("setup", test_tags.clone());
-    let mut setup_vu = Vu::new(0, &shared);
-    let values = if setup.steps.is_empty() {
-        HashMap::new()
-    } else {
-        setup_vu
-            .run_once(&shared, &setup_context, &setup, "::setup")
-            .await
-            .map_err(RunError::Setup)?
-    };
-    let _ = shared.setup.set(values);
-
-    let start = Instant::now();
-    let controls = Arc::new(Controls::new(start, options.runner_count));
-    let abort_reason: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
-    let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    if options.handle_signals {
-        let controls = Arc::clone(&controls);
-        let reason = Arc::clone(&abort_reason);
-        let interrupted = Arc::clone(&interrupted);
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            interrupted.store(true, Ordering::Release);
-            if let Ok(mut r) = reason.lock() {
-                r.get_or_insert_with(|| "interrupted by a signal".to_string());
-            }
-            controls.stop.cancel();
-            eprintln!("\nstopping gracefully (press Ctrl-C again to quit at once)");
-            wait_for_signal().await;
-            std::process::exit(i32::from(exit::EXTERNAL_ABORT));
-        });
-    }
-
-    let mut scenario_tasks = tokio::task::JoinSet::new();
-    for job in jobs {
-        scenario_tasks.spawn(run_scenario(
-            job,
-            Arc::clone(&shared),
-            Arc::clone(&controls),
-        ));
-    }
-    let total = plan.regular_duration();
-    let mut progress = Progress::new(options.progress);
-    let mut series: Vec<SecondPoint> = Vec::new();
-    let mut ticker =
-        tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
-    let mut last_line = ProgressLine::default();
-    let mut second = 0u64;
-    loop {
-        tokio::select! {
-            joined = scenario_tasks.join_next() => {
-                if joined.is_none() {
-                    break;
-                }
-            }
-            _ = ticker.tick() => {
-                second += 1;
-                let elapsed = start.elapsed();
-                let active = controls.gauges.active.load(Ordering::Relaxed).max(0);
-                let allocated = controls.gauges.allocated.load(Ordering::Relaxed).max(0);
-                shards.set_gauge(Metric::Vus, active as f64);
-                shards.set_gauge(Metric::VusMax, allocated as f64);
-                let interval = shards.take_interval();
-                series.push(SecondPoint {
-                    t: elapsed.as_secs_f64(),
-                    vus: active as u64,
-                    requests: interval.requests,
-                    failed: interval.failed,
-                    iterations: interval.iterations,
-                    dropped: interval.dropped,
-                    p50_ms: interval.duration.percentile(50.0),
-                    p95_ms: interval.duration.percentile(95.0),
-                    p99_ms: interval.duration.percentile(99.0),
-                });
-                let snapshot = shards.snapshot();
-                let failed_rate = match snapshot.metric(Metric::HttpReqFailed) {
-                    Some(Value::Rate { passes, total }) if *total > 0 => *passes as f64 / *total as f64,
-                    _ => 0.0,
-                };
-                last_line = ProgressLine {
-                    elapsed,
-                    total,
-                    vus: active,
-                    vus_max: allocated,
-                    rps: interval.requests as f64,
-                    p95_ms: snapshot.trend(Metric::HttpReqDuration.name()).map_or(0.0, |t| t.percentile(95.0)),
-                    failed_rate,
-                    requests: snapshot.count(Metric::HttpReqs.name()) as u64,
-                    dropped: snapshot.count(Metric::DroppedIterations.name()) as u64,
-                };
-                progress.tick(&last_line);
-                if second.is_multiple_of(THRESHOLD_EVERY) && !controls.stop.is_cancelled() {
-                    let results = thresholds.evaluate(&snapshot, elapsed.as_secs_f64(), false);
-                    if let Some(failed) = thresholds.abort_reason(&results, elapsed) {
-                        if let Ok(mut reason) = abort_reason.lock() {
-                            *reason = Some(format!(
-                                "threshold {} '{}' failed with {} and has abortOnFail",
-                                failed.metric, failed.threshold, failed.observed()
-                            ));
-                        }
-                        controls.stop.cancel();
-                    }
-                }
-            }
-        }
-    }
-    let run_time = start.elapsed();
-    last_line.elapsed = run_time;
-
-    // teardown(): once, after every scenario (also after an abort, as in k6).
-    if !teardown.steps.is_empty() {
-        let context = ScenarioContext::internal("teardown", test_tags);
-        let mut vu = Vu::new(0, &shared);
-        if let Err(message) = vu
-            .run_once(&shared, &context, &teardown, "::teardown")
-            .await
-        {
-            shared.report_error("teardown", &message);
-        }
-    }
-    shards.wait_flushed(Duration::from_secs(2)).await;
-    let snapshot = shards.snapshot();
-    last_line.requests = snapshot.count(Metric::HttpReqs.name()) as u64;
-    progress.finish(&last_line);
-    let results = thresholds.evaluate(&snapshot, run_time.as_secs_f64(), true);
-    let aborted = abort_reason.lock().ok().and_then(|r| r.clone());
-    let summary = Summary {
+        options,
         name: test.metadata.name.clone().unwrap_or_default(),
-        test_run_duration_ms: run_time.as_secs_f64() * 1000.0,
-        metrics: snapshot,
-        thresholds: results,
-        series,
         trend_stats: test.spec.summary_trend_stats.clone().unwrap_or_else(|| {
             DEFAULT_TREND_STATS
                 .iter()
                 .map(|s| (*s).to_string())
                 .collect()
         }),
-        steps,
-        checks,
-        aborted,
-    };
-    let exit_code = if interrupted.load(Ordering::Acquire) {
-        exit::EXTERNAL_ABORT
-    } else if summary.passed() {
-        exit::OK
-    } else {
-        exit::THRESHOLDS_FAILED
-    };
-    Ok(RunOutcome {
-        summary,
-        exit_code,
-        errors: shared.errors.load(Ordering::Relaxed),
+        stop: CancellationToken::new(),
+        abort_reason: AbortReasons::default(),
+        live,
     })
 }
 

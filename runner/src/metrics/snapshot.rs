@@ -94,6 +94,15 @@ impl Trend {
         if self.count() == 0 { 0.0 } else { self.max }
     }
 
+    /// Every recorded value (ms, at the histogram's precision) with how often it was seen, in
+    /// ascending order: the samples as the histogram keeps them.
+    pub fn recorded(&self) -> Vec<(f64, u64)> {
+        self.histogram
+            .iter_recorded()
+            .map(|v| (v.value_iterated_to() as f64 / 1000.0, v.count_at_value()))
+            .collect()
+    }
+
     /// Empties the trend, keeping its histogram's allocation.
     pub fn reset(&mut self) {
         self.histogram.reset();

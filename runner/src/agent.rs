@@ -1,0 +1,746 @@
+//! `stampede agent`: the runner pod's entrypoint. Reads its LoadTest, index and runner count,
+//! prepares its execution segment, reports Ready, starts at the operator's `startTime`, writes
+//! cumulative reports every few seconds and a final one, and stops gracefully on an abort.
+//!
+//! The exit code is about the runner's health (0 unless it could not run); the verdict is
+//! the operator's, made on the whole fleet's merged reports.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+use stampede_crds::LoadTest;
+use stampede_crds::spec::DataFormat;
+use stampede_crds::status::Phase;
+
+use crate::engine::progress::ProgressMode;
+use crate::engine::{LiveView, PreparedRun, RunOptions, build_runtime};
+use crate::report::{
+    MAX_SERIES_POINTS, REPORT_EVERY_SECONDS, REPORT_KEY, RunnerReport, RunnerState, downsample,
+};
+use crate::schedule::ExecutionSegment;
+
+/// The environment the operator's Job gives every runner pod.
+pub mod env {
+    /// The LoadTest's name.
+    pub const LOADTEST: &str = "STAMPEDE_LOADTEST";
+    /// Its namespace.
+    pub const NAMESPACE: &str = "STAMPEDE_NAMESPACE";
+    /// The run number (`status.run`) the Job belongs to.
+    pub const RUN: &str = "STAMPEDE_RUN";
+    /// The number of runners.
+    pub const RUNNERS: &str = "STAMPEDE_RUNNERS";
+    /// The report ConfigMaps' common prefix; runner i writes `<prefix><i>`.
+    pub const REPORTS: &str = "STAMPEDE_REPORTS";
+    /// This runner's index (set by Kubernetes for Indexed Jobs).
+    pub const INDEX: &str = "JOB_COMPLETION_INDEX";
+    /// How long to wait for the start signal before giving up (seconds).
+    pub const START_TIMEOUT: &str = "STAMPEDE_START_TIMEOUT";
+}
+
+/// How long runner 0 waits for the other runners to finish before it runs teardown.
+const TEARDOWN_WAIT: Duration = Duration::from_secs(120);
+
+/// Why the agent could not do its part.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// A required variable is missing or malformed.
+    #[error(
+        "{name}: {message} (the operator's Job sets it; run `stampede agent` only in a runner pod)"
+    )]
+    Env {
+        /// Variable name.
+        name: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The Kubernetes API failed.
+    #[error("{action}: {source}")]
+    Api {
+        /// What the agent was doing.
+        action: String,
+        /// The error.
+        source: kube::Error,
+    },
+    /// The LoadTest cannot run on this runner.
+    #[error("{0}")]
+    Prepare(String),
+    /// The start signal never came.
+    #[error("no start signal within {0:?}: the operator did not set status.startTime")]
+    StartTimeout(Duration),
+}
+
+/// What the agent was told by its pod's environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentConfig {
+    /// LoadTest name.
+    pub loadtest: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Run number.
+    pub run: i64,
+    /// Runner count.
+    pub runners: u64,
+    /// This runner's index.
+    pub index: u64,
+    /// Report ConfigMap name prefix.
+    pub reports: String,
+    /// Start-signal timeout.
+    pub start_timeout: Duration,
+}
+
+impl AgentConfig {
+    /// Reads the configuration from `lookup` (the process environment in a pod).
+    pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<AgentConfig, AgentError> {
+        let text = |name: &'static str| {
+            lookup(name)
+                .filter(|v| !v.is_empty())
+                .ok_or(AgentError::Env {
+                    name,
+                    message: "is not set".into(),
+                })
+        };
+        let number = |name: &'static str| -> Result<u64, AgentError> {
+            let value = text(name)?;
+            value.parse().map_err(|_| AgentError::Env {
+                name,
+                message: format!("{value:?} is not a whole number"),
+            })
+        };
+        let runners = number(env::RUNNERS)?;
+        let index = number(env::INDEX)?;
+        if runners == 0 || index >= runners {
+            return Err(AgentError::Env {
+                name: env::INDEX,
+                message: format!("index {index} is not below the runner count {runners}"),
+            });
+        }
+        let start_timeout = match lookup(env::START_TIMEOUT) {
+            Some(_) => Duration::from_secs(number(env::START_TIMEOUT)?),
+            None => Duration::from_secs(900),
+        };
+        Ok(AgentConfig {
+            loadtest: text(env::LOADTEST)?,
+            namespace: text(env::NAMESPACE)?,
+            run: number(env::RUN)? as i64,
+            runners,
+            index,
+            reports: text(env::REPORTS)?,
+            start_timeout,
+        })
+    }
+
+    /// This runner's report ConfigMap.
+    pub fn report_name(&self) -> String {
+        format!("{}{}", self.reports, self.index)
+    }
+}
+
+/// `stampede agent`: runs this pod's part and returns the process exit code.
+pub fn agent() -> u8 {
+    let config = match AgentConfig::from_env(|name| std::env::var(name).ok()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("stampede agent: {error}");
+            return 2;
+        }
+    };
+    let runtime = match build_runtime(None) {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("stampede agent: {error}");
+            return 1;
+        }
+    };
+    let result = runtime.block_on(run_agent(&config));
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(()) => 0,
+        Err(error) => {
+            eprintln!("stampede agent: runner {}: {error}", config.index);
+            1
+        }
+    }
+}
+
+/// Writes this runner's report.
+#[derive(Debug, Clone)]
+struct Reporter {
+    config_maps: Api<ConfigMap>,
+    name: String,
+}
+
+impl Reporter {
+    /// Replaces the report (a merge patch of one key; the operator owns the rest). Retries a
+    /// few times: a report lost to a blip would stall the start barrier.
+    async fn write(&self, report: &RunnerReport) -> Result<(), AgentError> {
+        let patch = json!({"data": {REPORT_KEY: report.to_json()}});
+        let mut attempt = 0u64;
+        loop {
+            let result = self
+                .config_maps
+                .patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await;
+            attempt += 1;
+            match result {
+                Ok(_) => return Ok(()),
+                Err(kube::Error::Api(status)) if status.code == 404 || attempt >= 5 => {
+                    return Err(self.failed(kube::Error::Api(status)));
+                }
+                Err(error) if attempt >= 5 => return Err(self.failed(error)),
+                Err(_) => tokio::time::sleep(Duration::from_millis(200 * attempt)).await,
+            }
+        }
+    }
+
+    fn failed(&self, source: kube::Error) -> AgentError {
+        AgentError::Api {
+            action: format!("writing report ConfigMap {}", self.name),
+            source,
+        }
+    }
+}
+
+async fn run_agent(config: &AgentConfig) -> Result<(), AgentError> {
+    let client = Client::try_default()
+        .await
+        .map_err(|source| AgentError::Api {
+            action: "connecting to the Kubernetes API".into(),
+            source,
+        })?;
+    let tests: Api<LoadTest> = Api::namespaced(client.clone(), &config.namespace);
+    let config_maps: Api<ConfigMap> = Api::namespaced(client, &config.namespace);
+    let reporter = Reporter {
+        config_maps: config_maps.clone(),
+        name: config.report_name(),
+    };
+    let base = RunnerReport {
+        run: config.run,
+        runner: config.index,
+        ..RunnerReport::default()
+    };
+    match prepare_and_run(config, &tests, &config_maps, &reporter, &base).await {
+        Ok(()) => Ok(()),
+        Err(error) => {
+            // The operator learns why from the report; a missing report ConfigMap means the
+            // LoadTest is gone, and then nobody needs to know.
+            let failed = RunnerReport {
+                state: RunnerState::Failed,
+                message: Some(error.to_string()),
+                ..base
+            };
+            let _ = reporter.write(&failed).await;
+            Err(error)
+        }
+    }
+}
+
+async fn prepare_and_run(
+    config: &AgentConfig,
+    tests: &Api<LoadTest>,
+    config_maps: &Api<ConfigMap>,
+    reporter: &Reporter,
+    base: &RunnerReport,
+) -> Result<(), AgentError> {
+    let mut test = tests
+        .get(&config.loadtest)
+        .await
+        .map_err(|source| AgentError::Api {
+            action: format!("reading LoadTest {}", config.loadtest),
+            source,
+        })?;
+    if superseded(&test, config.run) {
+        eprintln!(
+            "runner {}: run {} is no longer current; nothing to do",
+            config.index, config.run
+        );
+        return Ok(());
+    }
+    let problems = stampede_crds::validate::validate(&test);
+    if let Some(problem) = problems.first() {
+        return Err(AgentError::Prepare(problem.to_string()));
+    }
+    let data_dir = load_config_map_data(&mut test, config_maps).await?;
+    let segment = ExecutionSegment::of(config.index, config.runners)
+        .map_err(|e| AgentError::Prepare(format!("execution segment: {e}")))?;
+    let options = RunOptions {
+        base_dir: data_dir
+            .as_ref()
+            .map_or_else(|| PathBuf::from("."), |d| d.path().to_path_buf()),
+        segment,
+        runner_index: config.index,
+        runner_count: config.runners,
+        progress: ProgressMode::Plain(10),
+        handle_signals: false,
+        local_abort: false,
+        ..RunOptions::default()
+    };
+    let mut prepared =
+        PreparedRun::prepare(&test, options).map_err(|e| AgentError::Prepare(e.to_string()))?;
+    let mut ready = RunnerReport {
+        state: RunnerState::Ready,
+        steps: prepared.step_names().to_vec(),
+        checks: prepared.check_names().to_vec(),
+        ..base.clone()
+    };
+    // setup() runs once per test: on runner 0, before it reports Ready.
+    if config.index == 0 && prepared.has_setup() {
+        let values = prepared
+            .run_setup()
+            .await
+            .map_err(|e| AgentError::Prepare(e.to_string()))?;
+        ready.setup = Some(values.into_iter().collect());
+    }
+    reporter.write(&ready).await?;
+    eprintln!(
+        "runner {}/{}: ready (segment {}), waiting for the start signal",
+        config.index,
+        config.runners,
+        ExecutionSegment::of(config.index, config.runners)
+            .map(|s| s.to_string())
+            .unwrap_or_default()
+    );
+
+    let start = match tokio::select! {
+        start = wait_for_start(tests, config) => start?,
+        () = terminated() => Start::Cancelled("the pod was terminated (SIGTERM)".into()),
+    } {
+        Start::At(at) => at,
+        Start::Cancelled(reason) => {
+            eprintln!("runner {}: {reason}; not starting", config.index);
+            let finished = RunnerReport {
+                state: RunnerState::Finished,
+                aborted: Some(reason),
+                ..ready
+            };
+            return reporter.write(&finished).await;
+        }
+    };
+    let setup_values = match (&ready.setup, prepared.has_setup()) {
+        (Some(values), _) => values.clone(),
+        (None, true) => read_setup_values(config_maps, config).await?,
+        (None, false) => BTreeMap::new(),
+    };
+    prepared.use_setup_values(setup_values.into_iter().collect::<HashMap<_, _>>());
+
+    let now = Timestamp::now();
+    let delay = start.duration_since(now);
+    let delay = Duration::try_from(delay).unwrap_or(Duration::ZERO);
+    let start_at = tokio::time::Instant::now() + delay;
+    let started_at = if delay.is_zero() { now } else { start };
+
+    // Abort, spec change or deletion while running: stop gracefully, still report.
+    let watch = tokio::spawn(watch_for_stop(
+        tests.clone(),
+        config.clone(),
+        prepared.stop_token(),
+        prepared.abort_reasons(),
+    ));
+    // Kubernetes ends a pod with SIGTERM (a failed Job, an eviction, a deleted LoadTest): stop
+    // gracefully and send the final report within the pod's grace period.
+    let sigterm = {
+        let stop = prepared.stop_token();
+        let reasons = prepared.abort_reasons();
+        let index = config.index;
+        tokio::spawn(async move {
+            terminated().await;
+            eprintln!("runner {index}: SIGTERM; stopping gracefully");
+            reasons.set("the runner pod was terminated (SIGTERM)".into());
+            stop.cancel();
+        })
+    };
+    let live = prepared.live();
+    let running = RunnerReport {
+        state: RunnerState::Running,
+        started_at: Some(format_time(started_at)),
+        ..ready.clone()
+    };
+    let periodic = tokio::spawn(report_periodically(
+        reporter.clone(),
+        running.clone(),
+        live.clone(),
+        start_at,
+    ));
+    eprintln!(
+        "runner {}: starting at {} (in {:.1}s)",
+        config.index,
+        format_time(start),
+        delay.as_secs_f64()
+    );
+    let scenarios = prepared.run_scenarios(Some(start_at)).await;
+    periodic.abort();
+    watch.abort();
+    sigterm.abort();
+
+    // teardown() runs once per test: on runner 0, after every runner has finished.
+    if config.index == 0 && prepared.has_teardown() {
+        let mut interim = live_report(&running, &live);
+        interim.elapsed_seconds = scenarios.run_time.as_secs_f64();
+        reporter.write(&interim).await?;
+        wait_for_others(config_maps, config).await;
+        prepared.run_teardown().await;
+    }
+    let outcome = prepared.finish(scenarios).await;
+    let summary = outcome.summary;
+    let actual_start = live_report(&running, &live).started_at;
+    let finished = RunnerReport {
+        state: RunnerState::Finished,
+        started_at: actual_start,
+        elapsed_seconds: summary.seconds(),
+        vus: 0,
+        vus_max: live.vus_max(),
+        metrics: Some(summary.metrics),
+        series: downsample(&summary.series, MAX_SERIES_POINTS),
+        errors: outcome.errors,
+        aborted: summary.aborted,
+        ..running
+    };
+    reporter.write(&finished).await?;
+    eprintln!(
+        "runner {}: finished after {:.1}s",
+        config.index, finished.elapsed_seconds
+    );
+    Ok(())
+}
+
+fn format_time(time: Timestamp) -> String {
+    time.round(k8s_openapi::jiff::Unit::Millisecond)
+        .unwrap_or(time)
+        .to_string()
+}
+
+/// True when the LoadTest has moved on to a later run than this Job's.
+fn superseded(test: &LoadTest, run: i64) -> bool {
+    test.status
+        .as_ref()
+        .and_then(|s| s.run)
+        .is_some_and(|current| current > run)
+}
+
+/// What the wait for the start signal ended with.
+enum Start {
+    /// Start at this instant.
+    At(Timestamp),
+    /// Do not start: the run was aborted, superseded or deleted.
+    Cancelled(String),
+}
+
+/// Why a runner of run `run` should not (go on) run, from its LoadTest's current state.
+fn stop_reason(test: &LoadTest, run: i64) -> Option<String> {
+    if test.metadata.deletion_timestamp.is_some() {
+        return Some("the LoadTest is being deleted".into());
+    }
+    if superseded(test, run) {
+        return Some("the spec changed; a new run replaced this one".into());
+    }
+    let status = test.status.as_ref()?;
+    match status.phase? {
+        Phase::Aborting | Phase::Aborted | Phase::Errored | Phase::Failed | Phase::Invalid => Some(
+            status
+                .message
+                .clone()
+                .unwrap_or_else(|| format!("the operator moved the run to {:?}", status.phase)),
+        ),
+        _ => None,
+    }
+}
+
+/// Watches the LoadTest until the operator sets `status.startTime` for this run.
+async fn wait_for_start(tests: &Api<LoadTest>, config: &AgentConfig) -> Result<Start, AgentError> {
+    let fields = format!("metadata.name={}", config.loadtest);
+    let stream = watcher(tests.clone(), watcher::Config::default().fields(&fields))
+        .default_backoff()
+        .applied_objects();
+    futures::pin_mut!(stream);
+    let wait = async {
+        while let Some(event) = stream.next().await {
+            let test = match event {
+                Ok(test) => test,
+                Err(error) => {
+                    eprintln!("runner {}: watching the LoadTest: {error}", config.index);
+                    continue;
+                }
+            };
+            if let Some(reason) = stop_reason(&test, config.run) {
+                return Start::Cancelled(reason);
+            }
+            let status = test.status.as_ref();
+            if status.and_then(|s| s.run) == Some(config.run)
+                && let Some(start) = status.and_then(|s| s.start_time.as_ref())
+            {
+                return Start::At(start.0);
+            }
+        }
+        Start::Cancelled("the LoadTest watch ended".into())
+    };
+    tokio::time::timeout(config.start_timeout, wait)
+        .await
+        .map_err(|_| AgentError::StartTimeout(config.start_timeout))
+}
+
+/// Reads setup()'s captures from runner 0's report (it wrote them before reporting Ready, and
+/// the operator only starts the run once every runner, runner 0 included, is Ready).
+async fn read_setup_values(
+    config_maps: &Api<ConfigMap>,
+    config: &AgentConfig,
+) -> Result<BTreeMap<String, String>, AgentError> {
+    let name = format!("{}0", config.reports);
+    let map = config_maps
+        .get(&name)
+        .await
+        .map_err(|source| AgentError::Api {
+            action: format!("reading runner 0's report {name} for setup values"),
+            source,
+        })?;
+    let report = map
+        .data
+        .as_ref()
+        .and_then(|d| d.get(REPORT_KEY))
+        .and_then(|text| RunnerReport::from_json(text).ok());
+    report
+        .and_then(|r| r.setup)
+        .ok_or_else(|| AgentError::Prepare(format!("runner 0's report {name} has no setup values")))
+}
+
+/// Resolves on SIGTERM (never where signals cannot be listened to).
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            term.recv().await;
+            return;
+        }
+    }
+    std::future::pending::<()>().await;
+}
+
+/// Cancels `stop` when the operator aborts the run, the spec changes or the LoadTest goes.
+async fn watch_for_stop(
+    tests: Api<LoadTest>,
+    config: AgentConfig,
+    stop: tokio_util::sync::CancellationToken,
+    reasons: crate::engine::AbortReasons,
+) {
+    let fields = format!("metadata.name={}", config.loadtest);
+    let stream = watcher(tests, watcher::Config::default().fields(&fields))
+        .default_backoff()
+        .touched_objects();
+    futures::pin_mut!(stream);
+    while let Ok(Some(test)) = stream.try_next().await {
+        if let Some(reason) = stop_reason(&test, config.run) {
+            eprintln!("runner {}: stopping: {reason}", config.index);
+            reasons.set(reason);
+            stop.cancel();
+            return;
+        }
+    }
+}
+
+fn live_report(running: &RunnerReport, live: &LiveView) -> RunnerReport {
+    let elapsed = live.elapsed();
+    // When the scenarios really started (not when they were told to), so the start spread
+    // across runners can be measured.
+    let started_at = (!elapsed.is_zero())
+        .then(|| {
+            SignedDuration::try_from(elapsed)
+                .ok()
+                .and_then(|e| Timestamp::now().checked_sub(e).ok())
+        })
+        .flatten()
+        .map(format_time);
+    RunnerReport {
+        started_at: started_at.or_else(|| running.started_at.clone()),
+        elapsed_seconds: elapsed.as_secs_f64(),
+        vus: live.vus(),
+        vus_max: live.vus_max(),
+        metrics: Some(live.snapshot()),
+        series: downsample(&live.series(), MAX_SERIES_POINTS),
+        ..running.clone()
+    }
+}
+
+/// Writes a cumulative report every few seconds from the start.
+async fn report_periodically(
+    reporter: Reporter,
+    running: RunnerReport,
+    live: LiveView,
+    start_at: tokio::time::Instant,
+) {
+    let every = Duration::from_secs(REPORT_EVERY_SECONDS);
+    let mut ticker = tokio::time::interval_at(start_at + every, every);
+    loop {
+        ticker.tick().await;
+        if let Err(error) = reporter.write(&live_report(&running, &live)).await {
+            eprintln!("runner {}: {error}", running.runner);
+        }
+    }
+}
+
+/// Waits (bounded) until every other runner's report is final.
+async fn wait_for_others(config_maps: &Api<ConfigMap>, config: &AgentConfig) {
+    let deadline = tokio::time::Instant::now() + TEARDOWN_WAIT;
+    let mut ticker = tokio::time::interval(Duration::from_millis(500));
+    'poll: while tokio::time::Instant::now() < deadline {
+        ticker.tick().await;
+        for index in 1..config.runners {
+            let name = format!("{}{index}", config.reports);
+            let done = match config_maps.get_opt(&name).await {
+                Ok(Some(map)) => map
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get(REPORT_KEY))
+                    .and_then(|t| RunnerReport::from_json(t).ok())
+                    .is_some_and(|r| {
+                        matches!(r.state, RunnerState::Finished | RunnerState::Failed)
+                    }),
+                // Gone: the LoadTest was deleted; nothing left to wait for.
+                Ok(None) => true,
+                Err(_) => false,
+            };
+            if !done {
+                continue 'poll;
+            }
+        }
+        return;
+    }
+    eprintln!(
+        "runner 0: not every runner finished within {TEARDOWN_WAIT:?}; running teardown anyway"
+    );
+}
+
+/// Turns `configMapRef` data tables into files: each referenced ConfigMap key is written to a
+/// private directory and the table reads it as a `file:` (format kept or taken from the key).
+async fn load_config_map_data(
+    test: &mut LoadTest,
+    config_maps: &Api<ConfigMap>,
+) -> Result<Option<tempfile::TempDir>, AgentError> {
+    if !test.spec.data.values().any(|t| t.config_map_ref.is_some()) {
+        return Ok(None);
+    }
+    let dir = tempfile::tempdir()
+        .map_err(|e| AgentError::Prepare(format!("cannot create a data directory: {e}")))?;
+    let namespace = test.namespace().unwrap_or_default();
+    for (table, source) in test.spec.data.iter_mut() {
+        let Some(reference) = source.config_map_ref.take() else {
+            continue;
+        };
+        let map = config_maps
+            .get(&reference.name)
+            .await
+            .map_err(|source| AgentError::Api {
+                action: format!(
+                    "spec.data.{table}.configMapRef: reading ConfigMap {namespace}/{}",
+                    reference.name
+                ),
+                source,
+            })?;
+        let text = map
+            .data
+            .as_ref()
+            .and_then(|d| d.get(&reference.key))
+            .ok_or_else(|| {
+                AgentError::Prepare(format!(
+                    "spec.data.{table}.configMapRef: ConfigMap {} has no key {:?}",
+                    reference.name, reference.key
+                ))
+            })?;
+        if source.format.is_none() {
+            source.format = Some(if reference.key.ends_with(".json") {
+                DataFormat::Json
+            } else {
+                DataFormat::Csv
+            });
+        }
+        let file = format!("{table}.data");
+        std::fs::write(dir.path().join(&file), text)
+            .map_err(|e| AgentError::Prepare(format!("spec.data.{table}: {e}")))?;
+        source.file = Some(file);
+    }
+    Ok(Some(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    const FULL: [(&str, &str); 6] = [
+        (env::LOADTEST, "spike"),
+        (env::NAMESPACE, "shop"),
+        (env::RUN, "2"),
+        (env::RUNNERS, "3"),
+        (env::INDEX, "1"),
+        (env::REPORTS, "spike-run2-report-"),
+    ];
+
+    #[test]
+    fn the_pod_environment_gives_the_runner_its_part() {
+        let config = AgentConfig::from_env(env(&FULL)).expect("complete");
+        assert_eq!(config.run, 2);
+        assert_eq!(config.index, 1);
+        assert_eq!(config.runners, 3);
+        assert_eq!(config.report_name(), "spike-run2-report-1");
+        assert_eq!(config.start_timeout, Duration::from_secs(900));
+    }
+
+    #[test]
+    fn a_missing_or_wrong_variable_is_named() {
+        let error = AgentConfig::from_env(env(&FULL[..5])).expect_err("no reports");
+        assert!(
+            error
+                .to_string()
+                .starts_with("STAMPEDE_REPORTS: is not set")
+        );
+        let mut bad = FULL.to_vec();
+        bad[4] = (env::INDEX, "3");
+        let error = AgentConfig::from_env(env(&bad)).expect_err("index too big");
+        assert!(
+            error
+                .to_string()
+                .contains("index 3 is not below the runner count 3")
+        );
+        bad[4] = (env::INDEX, "x");
+        let error = AgentConfig::from_env(env(&bad)).expect_err("not a number");
+        assert!(error.to_string().contains("JOB_COMPLETION_INDEX: \"x\""));
+    }
+
+    #[test]
+    fn runners_stop_for_aborts_spec_changes_and_deletion() {
+        let mut test: LoadTest =
+            serde_json::from_value(json!({"metadata": {"name": "t"}, "spec": {}}))
+                .expect("minimal");
+        assert_eq!(stop_reason(&test, 1), None);
+        test.status = Some(stampede_crds::status::LoadTestStatus {
+            run: Some(1),
+            phase: Some(Phase::Running),
+            ..Default::default()
+        });
+        assert_eq!(stop_reason(&test, 1), None);
+        if let Some(status) = test.status.as_mut() {
+            status.phase = Some(Phase::Aborting);
+            status.message = Some("threshold failed".into());
+        }
+        assert_eq!(stop_reason(&test, 1).as_deref(), Some("threshold failed"));
+        if let Some(status) = test.status.as_mut() {
+            status.phase = Some(Phase::Provisioning);
+            status.run = Some(2);
+        }
+        assert!(stop_reason(&test, 1).is_some_and(|r| r.contains("new run")));
+        assert_eq!(stop_reason(&test, 2), None);
+    }
+}

@@ -1,0 +1,315 @@
+//! A runner's report in a cluster (one ConfigMap per runner) and the merge of every runner's
+//! reports into one summary: the contract between `stampede agent` and the operator.
+//!
+//! Reports are cumulative — each one replaces the last — so a restarted operator loses nothing
+//! by reading them again. Metrics travel as mergeable snapshots (counters, rates, HdrHistograms),
+//! so the merged percentiles are those of all samples, not an average of the runners'.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::Snapshot;
+use crate::summary::{DEFAULT_TREND_STATS, SecondPoint, Summary};
+
+/// The ConfigMap key a report is stored under.
+pub const REPORT_KEY: &str = "report.json";
+
+/// How often a running runner writes its report, and how often the operator merges them.
+pub const REPORT_EVERY_SECONDS: u64 = 2;
+
+/// The longest series a report carries; longer runs are downsampled (adjacent seconds
+/// merged) so a soak test's report stays far below a ConfigMap's limit.
+pub const MAX_SERIES_POINTS: usize = 400;
+
+/// Where a runner is in its run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum RunnerState {
+    /// Reading the LoadTest and preparing.
+    #[default]
+    Preparing,
+    /// Prepared (and, for runner 0, setup done); waiting for the start time.
+    Ready,
+    /// Running its segment.
+    Running,
+    /// Done: this is its final report.
+    Finished,
+    /// It could not prepare or run; `message` says why.
+    Failed,
+}
+
+/// One runner's cumulative report.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunnerReport {
+    /// The run (`status.run`) it belongs to.
+    pub run: i64,
+    /// The runner's index.
+    pub runner: u64,
+    /// Its state.
+    pub state: RunnerState,
+    /// Why it failed, or a note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Wall-clock time its scenarios started (RFC 3339, ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// Seconds since its scenarios started.
+    #[serde(default)]
+    pub elapsed_seconds: f64,
+    /// Active VUs at the last second.
+    #[serde(default)]
+    pub vus: i64,
+    /// Allocated VUs at the last second.
+    #[serde(default)]
+    pub vus_max: i64,
+    /// setup()'s captures (runner 0 only); every runner reads them from runner 0's report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup: Option<BTreeMap<String, String>>,
+    /// Every series' cumulative value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Snapshot>,
+    /// The per-second series (downsampled beyond [`MAX_SERIES_POINTS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub series: Vec<SecondPoint>,
+    /// Step names in flow order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<String>,
+    /// Check names in flow order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<String>,
+    /// Request and iteration errors seen.
+    #[serde(default)]
+    pub errors: u64,
+    /// Why it stopped early, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborted: Option<String>,
+}
+
+/// A report that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("report is not valid JSON of a runner report: {0}")]
+pub struct ReportError(#[from] serde_json::Error);
+
+impl RunnerReport {
+    /// The report's JSON text.
+    pub fn to_json(&self) -> String {
+        // Every field serializes (strings, numbers, base64 histograms), so this cannot fail;
+        // an empty object would be read back as a Preparing report, never as a wrong one.
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".to_string())
+    }
+
+    /// Reads a report.
+    pub fn from_json(text: &str) -> Result<RunnerReport, ReportError> {
+        Ok(serde_json::from_str(text)?)
+    }
+}
+
+/// Keeps a series within `max` points by merging adjacent pairs until it fits: counts add,
+/// VUs and percentiles keep the larger value (an upper bound), time is the later end.
+pub fn downsample(series: &[SecondPoint], max: usize) -> Vec<SecondPoint> {
+    let mut points = series.to_vec();
+    while points.len() > max.max(1) {
+        points = points
+            .chunks(2)
+            .map(|pair| match pair {
+                [a, b] => merge_point(a, b),
+                [a] => a.clone(),
+                _ => SecondPoint::default(),
+            })
+            .collect();
+    }
+    points
+}
+
+fn merge_point(a: &SecondPoint, b: &SecondPoint) -> SecondPoint {
+    SecondPoint {
+        t: a.t.max(b.t),
+        vus: a.vus.max(b.vus),
+        requests: a.requests + b.requests,
+        failed: a.failed + b.failed,
+        iterations: a.iterations + b.iterations,
+        dropped: a.dropped + b.dropped,
+        p50_ms: a.p50_ms.max(b.p50_ms),
+        p95_ms: a.p95_ms.max(b.p95_ms),
+        p99_ms: a.p99_ms.max(b.p99_ms),
+    }
+}
+
+/// Merges the runners' series second by second (they all started at the same instant):
+/// counts and VUs add; a second's percentiles are the largest runner's (an upper bound — the
+/// exact fleet-wide percentiles are in the merged metrics).
+pub fn merge_series(reports: &[&RunnerReport]) -> Vec<SecondPoint> {
+    let len = reports.iter().map(|r| r.series.len()).max().unwrap_or(0);
+    (0..len)
+        .map(|i| {
+            let mut point = SecondPoint::default();
+            for report in reports {
+                if let Some(p) = report.series.get(i) {
+                    point.t = point.t.max(p.t);
+                    point.vus += p.vus;
+                    point.requests += p.requests;
+                    point.failed += p.failed;
+                    point.iterations += p.iterations;
+                    point.dropped += p.dropped;
+                    point.p50_ms = point.p50_ms.max(p.p50_ms);
+                    point.p95_ms = point.p95_ms.max(p.p95_ms);
+                    point.p99_ms = point.p99_ms.max(p.p99_ms);
+                }
+            }
+            point
+        })
+        .collect()
+}
+
+/// The fleet's summary so far: every report's metrics merged, the series merged, the run time
+/// of the longest runner. Thresholds are left empty for the caller to evaluate (live rules or
+/// end-of-test rules).
+pub fn merge_reports(
+    name: &str,
+    trend_stats: Option<&[String]>,
+    reports: &[&RunnerReport],
+) -> Summary {
+    let mut metrics: Option<Snapshot> = None;
+    for report in reports {
+        if let Some(snapshot) = &report.metrics {
+            match metrics.as_mut() {
+                Some(merged) => merged.merge(snapshot),
+                None => metrics = Some(snapshot.clone()),
+            }
+        }
+    }
+    let first_with = |pick: fn(&RunnerReport) -> &Vec<String>| {
+        reports
+            .iter()
+            .map(|r| pick(r))
+            .find(|list| !list.is_empty())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let elapsed = reports
+        .iter()
+        .map(|r| r.elapsed_seconds)
+        .fold(0.0, f64::max);
+    let aborted = reports.iter().find_map(|r| r.aborted.clone());
+    Summary {
+        name: name.to_string(),
+        test_run_duration_ms: elapsed * 1000.0,
+        metrics: metrics.unwrap_or(Snapshot {
+            values: BTreeMap::new(),
+        }),
+        thresholds: Vec::new(),
+        series: merge_series(reports),
+        trend_stats: trend_stats.map(<[String]>::to_vec).unwrap_or_else(|| {
+            DEFAULT_TREND_STATS
+                .iter()
+                .map(|s| (*s).to_string())
+                .collect()
+        }),
+        steps: first_with(|r| &r.steps),
+        checks: first_with(|r| &r.checks),
+        aborted,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::snapshot::Trend;
+    use crate::metrics::{Metric, Registry, Value};
+
+    fn report(runner: u64, durations: &[f64], requests: f64) -> RunnerReport {
+        let mut registry = Registry::new();
+        registry.add(Metric::HttpReqs, Vec::new());
+        let mut snapshot = Snapshot::empty(&registry);
+        let mut trend = Trend::default();
+        for d in durations {
+            trend.record(*d);
+        }
+        snapshot.values.insert(
+            Metric::HttpReqDuration.name().to_string(),
+            Value::Trend(Box::new(trend)),
+        );
+        snapshot.values.insert(
+            Metric::HttpReqs.name().to_string(),
+            Value::Counter(requests),
+        );
+        RunnerReport {
+            run: 1,
+            runner,
+            state: RunnerState::Finished,
+            elapsed_seconds: 10.0 + runner as f64,
+            metrics: Some(snapshot),
+            series: vec![
+                SecondPoint {
+                    t: 1.0,
+                    requests: 10,
+                    vus: 2,
+                    p95_ms: runner as f64,
+                    ..SecondPoint::default()
+                };
+                3
+            ],
+            steps: vec!["login".into()],
+            ..RunnerReport::default()
+        }
+    }
+
+    #[test]
+    fn reports_round_trip_through_json() {
+        let original = report(2, &[1.0, 2.0, 3.0], 3.0);
+        let back = RunnerReport::from_json(&original.to_json()).expect("parses");
+        assert_eq!(back.runner, 2);
+        assert_eq!(back.state, RunnerState::Finished);
+        let trend = back
+            .metrics
+            .as_ref()
+            .and_then(|m| m.trend("http_req_duration"))
+            .expect("trend");
+        assert_eq!(trend.count(), 3);
+        assert_eq!(trend.max, 3.0);
+    }
+
+    #[test]
+    fn bad_json_is_an_error_not_a_panic() {
+        assert!(RunnerReport::from_json("{\"state\": 7}").is_err());
+        assert!(RunnerReport::from_json("not json").is_err());
+    }
+
+    #[test]
+    fn merged_reports_add_counts_and_merge_percentiles_exactly() {
+        let a = report(0, &(1..=100).map(f64::from).collect::<Vec<_>>(), 100.0);
+        let b = report(1, &(101..=200).map(f64::from).collect::<Vec<_>>(), 100.0);
+        let c = report(2, &(201..=300).map(f64::from).collect::<Vec<_>>(), 100.0);
+        let merged = merge_reports("t", None, &[&a, &b, &c]);
+        assert_eq!(merged.metrics.count("http_reqs"), 300.0);
+        let trend = merged.metrics.trend("http_req_duration").expect("trend");
+        assert_eq!(trend.count(), 300);
+        // The p95 of 1..=300 is 285; HdrHistogram keeps 3 significant figures.
+        assert!((trend.percentile(95.0) - 285.0).abs() <= 0.3);
+        assert_eq!(merged.test_run_duration_ms, 12_000.0);
+        assert_eq!(merged.series.len(), 3);
+        assert_eq!(merged.series[0].requests, 30);
+        assert_eq!(merged.series[0].vus, 6);
+        assert_eq!(merged.series[0].p95_ms, 2.0);
+        assert_eq!(merged.steps, vec!["login".to_string()]);
+    }
+
+    #[test]
+    fn downsampling_keeps_totals_and_bounds_the_length() {
+        let series: Vec<SecondPoint> = (1..=1000)
+            .map(|t| SecondPoint {
+                t: f64::from(t),
+                requests: 1,
+                p95_ms: f64::from(t % 7),
+                ..SecondPoint::default()
+            })
+            .collect();
+        let small = downsample(&series, MAX_SERIES_POINTS);
+        assert!(small.len() <= MAX_SERIES_POINTS);
+        assert_eq!(small.iter().map(|p| p.requests).sum::<u64>(), 1000);
+        assert_eq!(small.last().map(|p| p.t), Some(1000.0));
+        assert!(small.iter().all(|p| p.p95_ms <= 6.0));
+        assert_eq!(downsample(&series[..10], MAX_SERIES_POINTS).len(), 10);
+    }
+}
