@@ -332,6 +332,11 @@ fn apply(
             "PATCH, application/apply-patch+yaml: fieldManager must be set",
         ));
     }
+    // Like the real server, an applied configuration without a name takes the URL's (the
+    // usual form of a status apply: apiVersion, kind and status only).
+    if meta::meta_str(&applied, "name").is_empty() {
+        applied["metadata"]["name"] = Value::String(key.name.clone());
+    }
     let applied_name = meta::meta_str(&applied, "name");
     if applied_name != key.name {
         return Err(ApiError::bad_request(format!(
