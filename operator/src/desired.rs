@@ -18,14 +18,7 @@ use crate::plan::RunPlan;
 pub const LOADTEST_LABEL: &str = "stampede.dev/loadtest";
 /// Label of objects that belong to one run.
 pub const RUN_LABEL: &str = "stampede.dev/run";
-/// The agent's environment: the LoadTest's name, namespace, run number and runner count.
-pub const ENV_LOADTEST: &str = "STAMPEDE_LOADTEST";
-/// See [`ENV_LOADTEST`].
-pub const ENV_NAMESPACE: &str = "STAMPEDE_NAMESPACE";
-/// See [`ENV_LOADTEST`].
-pub const ENV_RUN: &str = "STAMPEDE_RUN";
-/// See [`ENV_LOADTEST`].
-pub const ENV_RUNNERS: &str = "STAMPEDE_RUNNERS";
+use stampede_runner::agent::env;
 
 /// One run of one LoadTest, as the builders need it.
 #[derive(Debug, Clone, Copy)]
@@ -97,6 +90,13 @@ pub fn owner_reference(test: &LoadTest) -> OwnerReference {
 pub struct BuildError {
     kind: &'static str,
     source: serde_json::Error,
+}
+
+impl BuildError {
+    /// A `kind` object that did not fit its type.
+    pub fn new(kind: &'static str, source: serde_json::Error) -> BuildError {
+        BuildError { kind, source }
+    }
 }
 
 fn typed<T: serde::de::DeserializeOwned>(
@@ -190,10 +190,11 @@ pub fn role_binding(run: Run<'_>) -> Result<RoleBinding, BuildError> {
 pub fn job(run: Run<'_>) -> Result<Job, BuildError> {
     let runners = run.test.spec.runners.as_ref();
     let mut env = vec![
-        json!({"name": ENV_LOADTEST, "value": run.name()}),
-        json!({"name": ENV_NAMESPACE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}),
-        json!({"name": ENV_RUN, "value": run.run.to_string()}),
-        json!({"name": ENV_RUNNERS, "value": run.plan.runners.to_string()}),
+        json!({"name": env::LOADTEST, "value": run.name()}),
+        json!({"name": env::NAMESPACE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}),
+        json!({"name": env::RUN, "value": run.run.to_string()}),
+        json!({"name": env::RUNNERS, "value": run.plan.runners.to_string()}),
+        json!({"name": env::REPORTS, "value": run.names().report_prefix(run.run)}),
     ];
     // The test's own env (values and Secret / ConfigMap references) is resolved by the kubelet,
     // so secret values reach the runner process without the operator ever reading them.
@@ -346,9 +347,10 @@ mod tests {
             .into_iter()
             .map(|e| (e.name, e.value.unwrap_or_else(|| "<from>".into())))
             .collect();
-        assert_eq!(env[ENV_LOADTEST], "spike");
-        assert_eq!(env[ENV_RUNNERS], "3");
-        assert_eq!(env[ENV_RUN], "1");
+        assert_eq!(env[env::LOADTEST], "spike");
+        assert_eq!(env[env::RUNNERS], "3");
+        assert_eq!(env[env::RUN], "1");
+        assert_eq!(env[env::REPORTS], "spike-run1-report-");
         assert_eq!(
             env["PASSWORD"], "<from>",
             "the secret reference is kept, never its value"

@@ -26,7 +26,12 @@ impl Names {
 
     /// Runner `index`'s report ConfigMap in run `run`.
     pub fn report(&self, run: i64, index: u64) -> String {
-        format!("{}-run{run}-report-{index}", self.base)
+        format!("{}{index}", self.report_prefix(run))
+    }
+
+    /// What every report ConfigMap name of run `run` starts with (the agent appends its index).
+    pub fn report_prefix(&self, run: i64) -> String {
+        format!("{}-run{run}-report-", self.base)
     }
 
     /// The ServiceAccount, Role and RoleBinding of the runners (one per LoadTest; its rules
