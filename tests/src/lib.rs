@@ -4,6 +4,7 @@
 pub mod apiserver;
 pub mod cluster;
 pub mod kubelet;
+pub mod operator;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -19,20 +20,29 @@ pub fn repo_root() -> PathBuf {
 /// The `stampede` binary of this build (`target/<profile>/stampede`), built on demand when a
 /// test runs without it (e.g. `cargo test -p stampede-tests` alone).
 pub fn stampede_bin() -> PathBuf {
+    workspace_bin("stampede-runner", "stampede")
+}
+
+/// The `stampede-operator` binary of this build, built on demand like [`stampede_bin`].
+pub fn operator_bin() -> PathBuf {
+    workspace_bin("stampede-operator", "stampede-operator")
+}
+
+fn workspace_bin(package: &str, name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    // Test binaries live in target/<profile>/deps; the CLI is one directory up.
+    // Test binaries live in target/<profile>/deps; the binaries are one directory up.
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("target/<profile> directory");
-    let bin = profile_dir.join(format!("stampede{}", std::env::consts::EXE_SUFFIX));
+    let bin = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     if !bin.exists() {
         let status = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "stampede-runner", "--bin", "stampede"])
+            .args(["build", "-q", "-p", package, "--bin", name])
             .current_dir(repo_root())
             .status()
             .expect("run cargo build");
-        assert!(status.success(), "cargo build -p stampede-runner failed");
+        assert!(status.success(), "cargo build -p {package} failed");
     }
     bin
 }

@@ -1,0 +1,96 @@
+//! The operator as the end-to-end tests run it: the real `stampede-operator` binary in a child
+//! process against a cluster's kubeconfig, with its log kept in a file, restartable mid-run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// A running `stampede-operator` process; dropping it kills the process.
+#[derive(Debug)]
+pub struct OperatorProcess {
+    child: Option<Child>,
+    kubeconfig: PathBuf,
+    args: Vec<String>,
+    log: PathBuf,
+}
+
+impl OperatorProcess {
+    /// Starts the operator watching `namespace` with the test policy: runner image
+    /// [`crate::cluster::runner_image`], metrics on a free loopback port, the given start
+    /// deadline, and `extra` flags. Its log goes to `log`.
+    pub fn start(
+        kubeconfig: &Path,
+        namespace: &str,
+        start_deadline_seconds: u64,
+        extra: &[&str],
+        log: &Path,
+    ) -> OperatorProcess {
+        let mut args: Vec<String> = [
+            "--namespace",
+            namespace,
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--log-format",
+            "text",
+            "--runner-image",
+            &crate::cluster::runner_image(),
+            "--start-deadline-seconds",
+            &start_deadline_seconds.to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut operator = OperatorProcess {
+            child: None,
+            kubeconfig: kubeconfig.to_path_buf(),
+            args,
+            log: log.to_path_buf(),
+        };
+        operator.spawn();
+        operator
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("operator log file");
+        let child = Command::new(crate::operator_bin())
+            .args(&self.args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("RUST_LOG", "info,kube=warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("start stampede-operator");
+        self.child = Some(child);
+    }
+
+    /// Kills the process (SIGKILL: no clean shutdown, as a crashed or evicted pod) and waits
+    /// for it to be gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills it and starts a new process with the same flags.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,559 @@
+//! End to end through `kubectl`: the real operator binary reconciles LoadTests on the API
+//! server stand-in, the process kubelet runs the runner pods as `stampede agent` processes,
+//! and they load the demo server on loopback. The seven scenarios of the operator issue: a
+//! 3-runner spike with a synchronized start and exactly merged figures, a failing threshold
+//! gated by `stampede wait`, an invalid spec, a killed runner, an operator restart mid-run,
+//! abortOnFail stopping the fleet, and a spec edit starting a new run.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{Api, ListParams};
+use kube::runtime::wait::await_condition;
+use serde_json::{Value, json};
+use stampede_crds::LoadTest;
+use stampede_crds::status::{LoadTestStatus, Phase};
+use stampede_runner::demo::{DemoConfig, DemoServer};
+use stampede_runner::report::{REPORT_KEY, RunnerReport, RunnerState};
+use stampede_tests::cluster::Cluster;
+use stampede_tests::operator::OperatorProcess;
+use stampede_tests::stampede_bin;
+
+/// The demo server on a runtime of its own (the test thread blocks on kubectl).
+struct DemoTarget {
+    server: Option<DemoServer>,
+    runtime: Option<tokio::runtime::Runtime>,
+    base_url: String,
+}
+
+impl DemoTarget {
+    async fn start() -> DemoTarget {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = runtime
+            .spawn(DemoServer::start(
+                std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                DemoConfig::default(),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let base_url = server.base_url();
+        DemoTarget {
+            server: Some(server),
+            runtime: Some(runtime),
+            base_url,
+        }
+    }
+}
+
+impl Drop for DemoTarget {
+    fn drop(&mut self) {
+        // The server's tasks live on its runtime; shutting that down stops them.
+        drop(self.server.take());
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// One test's world: a cluster with the CRD and a kubelet, a namespace, the operator, the
+/// demo target.
+struct World {
+    operator: OperatorProcess,
+    namespace: String,
+    demo: DemoTarget,
+    cluster: Cluster,
+    _logs: tempfile::TempDir,
+}
+
+impl World {
+    async fn start(prefix: &str, start_deadline_seconds: u64) -> World {
+        let mut cluster = Cluster::start().await;
+        cluster.install_crd("crds/loadtest.yaml", "loadtests.stampede.dev");
+        cluster.start_kubelet().await;
+        let namespace = cluster.namespace(prefix).await;
+        let logs = tempfile::tempdir().unwrap();
+        let operator = OperatorProcess::start(
+            &cluster.kubeconfig(),
+            &namespace,
+            start_deadline_seconds,
+            &[],
+            &logs.path().join("operator.log"),
+        );
+        World {
+            operator,
+            namespace,
+            demo: DemoTarget::start().await,
+            cluster,
+            _logs: logs,
+        }
+    }
+
+    /// `kubectl apply` of a LoadTest with `spec` (the demo target's base URL filled in).
+    fn apply(&self, name: &str, mut spec: Value) {
+        spec["defaults"]["baseUrl"] = json!(self.demo.base_url);
+        let manifest = json!({
+            "apiVersion": "stampede.dev/v1alpha1", "kind": "LoadTest",
+            "metadata": {"name": name, "namespace": self.namespace},
+            "spec": spec,
+        });
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), serde_json::to_string(&manifest).unwrap()).unwrap();
+        let path = file.path().to_string_lossy().into_owned();
+        self.cluster.kubectl_ok(&["apply", "-f", &path]);
+    }
+
+    fn kubectl_wait_complete(&self, name: &str, timeout: &str) {
+        let resource = format!("loadtest/{name}");
+        let out = self.cluster.kubectl_run(&[
+            "wait",
+            "-n",
+            &self.namespace,
+            "--for=condition=Complete",
+            &resource,
+            &format!("--timeout={timeout}"),
+        ]);
+        assert!(
+            out.status.success(),
+            "kubectl wait failed: {}\n{}\noperator log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout),
+            self.operator.log()
+        );
+    }
+
+    async fn tests(&self) -> Api<LoadTest> {
+        Api::namespaced(self.cluster.client().await, &self.namespace)
+    }
+
+    async fn get(&self, name: &str) -> LoadTest {
+        self.tests().await.get(name).await.unwrap()
+    }
+
+    /// Waits until the LoadTest's status satisfies `ok`.
+    async fn wait_status<F>(
+        &self,
+        name: &str,
+        timeout: Duration,
+        what: &str,
+        ok: F,
+    ) -> LoadTestStatus
+    where
+        F: Fn(&LoadTestStatus) -> bool + Send + 'static,
+    {
+        let condition = await_condition(self.tests().await, name, move |t: Option<&LoadTest>| {
+            t.and_then(|t| t.status.as_ref()).is_some_and(&ok)
+        });
+        match tokio::time::timeout(timeout, condition).await {
+            Ok(Ok(Some(test))) => test.status.unwrap_or_default(),
+            other => panic!(
+                "{name}: {what} not reached in {timeout:?} ({other:?}); status: {:?}\noperator log:\n{}",
+                self.get(name).await.status,
+                self.operator.log()
+            ),
+        }
+    }
+
+    /// The reports of run `run` of `name` (left in place by `cleanup: none`).
+    async fn reports(&self, name: &str, run: i64, runners: u64) -> Vec<RunnerReport> {
+        let maps: Api<ConfigMap> = Api::namespaced(self.cluster.client().await, &self.namespace);
+        let mut reports = Vec::new();
+        for index in 0..runners {
+            let map = maps
+                .get(&format!("{name}-run{run}-report-{index}"))
+                .await
+                .unwrap();
+            let text = map
+                .data
+                .unwrap_or_default()
+                .remove(REPORT_KEY)
+                .expect("a report");
+            reports.push(RunnerReport::from_json(&text).unwrap());
+        }
+        reports
+    }
+
+    async fn jobs(&self) -> Vec<Job> {
+        let jobs: Api<Job> = Api::namespaced(self.cluster.client().await, &self.namespace);
+        jobs.list(&ListParams::default()).await.unwrap().items
+    }
+}
+
+fn condition<'a>(status: &'a LoadTestStatus, kind: &str) -> (&'a str, &'a str, &'a str) {
+    let c = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == kind)
+        .unwrap_or_else(|| panic!("no {kind} condition in {status:?}"));
+    (c.status.as_str(), c.reason.as_str(), c.message.as_str())
+}
+
+fn report_of(map: Option<&ConfigMap>) -> Option<RunnerReport> {
+    let text = map?.data.as_ref()?.get(REPORT_KEY)?;
+    RunnerReport::from_json(text).ok()
+}
+
+fn phase(status: &LoadTestStatus) -> Phase {
+    status.phase.unwrap_or_default()
+}
+
+/// A constant-VUs test of the demo products endpoint.
+fn steady(vus: u64, duration: &str, runners: u64, thresholds: Value) -> Value {
+    json!({
+        "scenarios": {"steady": {"executor": "constant-vus", "vus": vus, "duration": duration, "flow": "browse"}},
+        "flows": {"browse": [
+            {"name": "product", "request": {"url": "/v1/products/1"}, "checks": {"product ok": "status == 200"}},
+            {"sleep": "20ms"},
+        ]},
+        "thresholds": thresholds,
+        "runners": {"count": runners},
+        "cleanup": "none",
+    })
+}
+
+fn parse_time(text: &str) -> k8s_openapi::jiff::Timestamp {
+    text.parse().unwrap()
+}
+
+/// The p95 of every sample the runners recorded (their histograms' values pooled), by
+/// nearest rank.
+fn pooled_p95(reports: &[RunnerReport]) -> f64 {
+    let mut samples: Vec<(f64, u64)> = reports
+        .iter()
+        .filter_map(|r| {
+            r.metrics
+                .as_ref()?
+                .trend("http_req_duration")
+                .map(|t| t.recorded())
+        })
+        .flatten()
+        .collect();
+    samples.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total: u64 = samples.iter().map(|s| s.1).sum();
+    let rank = ((0.95 * total as f64).ceil() as u64).max(1);
+    let mut seen = 0;
+    for (value, count) in samples {
+        seen += count;
+        if seen >= rank {
+            return value;
+        }
+    }
+    0.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_runner_spike_starts_together_and_merges_exactly() {
+    let world = World::start("spike", 60).await;
+    world.apply(
+        "spike",
+        json!({
+            "scenarios": {"spike": {"executor": "ramping-vus", "startVUs": 0, "flow": "browse",
+                "stages": [{"duration": "2s", "target": 9}, {"duration": "2s", "target": 30}, {"duration": "2s", "target": 0}]}},
+            "flows": {"browse": [
+                {"name": "product", "request": {"url": "/v1/products/2"}, "checks": {"product ok": "status == 200"}},
+                {"sleep": "10ms"},
+            ]},
+            "thresholds": {"http_req_duration": ["p(95)<2000"], "checks": ["rate>0.99"]},
+            "runners": {"count": 3},
+            "cleanup": "none",
+        }),
+    );
+    world.kubectl_wait_complete("spike", "120s");
+    let status = world.get("spike").await.status.unwrap();
+    assert_eq!(phase(&status), Phase::Succeeded, "{status:?}");
+    assert_eq!(condition(&status, "Passed").0, "True");
+    assert_eq!(status.runners.as_ref().unwrap().desired, 3);
+
+    let reports = world.reports("spike", 1, 3).await;
+    assert!(reports.iter().all(|r| r.state == RunnerState::Finished));
+    // Every runner started within one second of the others.
+    let starts: Vec<_> = reports
+        .iter()
+        .map(|r| parse_time(r.started_at.as_deref().expect("a start time")))
+        .collect();
+    let first = starts.iter().min().unwrap();
+    let last = starts.iter().max().unwrap();
+    let spread = last.duration_since(*first);
+    assert!(
+        spread.as_secs_f64() < 1.0,
+        "runners started {spread:?} apart: {starts:?}"
+    );
+    // The merged count is the sum of the runners' counts, and each runner did part of it.
+    let counts: Vec<f64> = reports
+        .iter()
+        .map(|r| r.metrics.as_ref().unwrap().count("http_reqs"))
+        .collect();
+    assert!(counts.iter().all(|c| *c > 0.0), "{counts:?}");
+    let summary = status.summary.as_ref().unwrap();
+    assert_eq!(summary.http_reqs as f64, counts.iter().sum::<f64>());
+    // The merged p95 is the p95 of all samples, within histogram precision.
+    let expected = pooled_p95(&reports);
+    let p95 = summary.duration_ms.p95;
+    assert!(
+        (p95 - expected).abs() <= expected * 0.002 + 0.002,
+        "merged p95 {p95} vs pooled {expected}"
+    );
+    assert_eq!(status.steps[0].name, "product");
+    assert_eq!(status.steps[0].reqs, summary.http_reqs);
+    // The full result is kept for `stampede report`.
+    let maps: Api<ConfigMap> = Api::namespaced(world.cluster.client().await, &world.namespace);
+    let result = maps.get("spike-result").await.unwrap().data.unwrap();
+    assert!(result["summary.txt"].contains("http_req_duration"));
+    let merged: stampede_runner::summary::Summary =
+        serde_json::from_str(&result["result.json"]).unwrap();
+    assert_eq!(merged.metrics.count("http_reqs") as i64, summary.http_reqs);
+    assert!(!merged.series.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_threshold_fails_the_run_and_stampede_wait_exits_99() {
+    let world = World::start("failing", 60).await;
+    world.apply(
+        "failing",
+        steady(
+            4,
+            "2s",
+            2,
+            json!({"http_req_duration": ["p(95)<0.001"], "checks": ["rate>0.99"]}),
+        ),
+    );
+    let output = Command::new(stampede_bin())
+        .args([
+            "wait",
+            "failing",
+            "-n",
+            &world.namespace,
+            "--timeout",
+            "120s",
+        ])
+        .env("KUBECONFIG", world.cluster.kubeconfig())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(99),
+        "stampede wait: {stdout}\n{}\noperator log:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        world.operator.log()
+    );
+    let status = world.get("failing").await.status.unwrap();
+    assert_eq!(phase(&status), Phase::Failed);
+    let (passed, reason, message) = condition(&status, "Passed");
+    assert_eq!((passed, reason), ("False", "ThresholdsFailed"));
+    assert!(message.starts_with("http_req_duration p(95)="), "{message}");
+    assert!(message.ends_with("want <0.001"), "{message}");
+    let failed: Vec<_> = status.thresholds.iter().filter(|t| !t.ok).collect();
+    assert_eq!(failed.len(), 1);
+    assert!(
+        status
+            .thresholds
+            .iter()
+            .any(|t| t.metric == "checks" && t.ok)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_spec_is_invalid_and_creates_nothing() {
+    let world = World::start("invalid", 60).await;
+    let mut spec = steady(2, "2s", 1, json!({}));
+    spec["scenarios"]["steady"]["flow"] = json!("checkout");
+    world.apply("invalid", spec);
+    world.kubectl_wait_complete("invalid", "60s");
+    let status = world.get("invalid").await.status.unwrap();
+    assert_eq!(phase(&status), Phase::Invalid);
+    let (complete, reason, message) = condition(&status, "Complete");
+    assert_eq!((complete, reason), ("True", "Invalid"));
+    assert!(message.contains("spec.scenarios.steady.flow"), "{message}");
+    assert_eq!(condition(&status, "Passed").0, "False");
+    assert!(world.jobs().await.is_empty());
+    let maps: Api<ConfigMap> = Api::namespaced(world.cluster.client().await, &world.namespace);
+    let owned = maps
+        .list(&ListParams::default().labels("stampede.dev/loadtest=invalid"))
+        .await
+        .unwrap();
+    assert!(owned.items.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_runner_errors_the_run_with_the_reason() {
+    let world = World::start("killed", 60).await;
+    world.apply("killed", steady(2, "40s", 2, json!({})));
+    world
+        .wait_status("killed", Duration::from_secs(60), "Running", |s| {
+            s.phase == Some(Phase::Running) && s.runners.as_ref().is_some_and(|r| r.running == 2)
+        })
+        .await;
+    let pods: Api<Pod> = Api::namespaced(world.cluster.client().await, &world.namespace);
+    let victim = pods
+        .list(&ListParams::default().labels("stampede.dev/loadtest=killed"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|p| {
+            p.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("batch.kubernetes.io/job-completion-index"))
+                .is_some_and(|i| i == "1")
+        })
+        .expect("runner 1's pod");
+    let name = victim.metadata.name.unwrap();
+    let kubelet = world.cluster.kubelet().expect("the process kubelet");
+    assert!(kubelet.faults().kill_pod(&world.namespace, &name));
+    let status = world
+        .wait_status("killed", Duration::from_secs(20), "Errored", |s| {
+            s.phase.is_some_and(Phase::is_finished)
+        })
+        .await;
+    assert_eq!(phase(&status), Phase::Errored, "{status:?}");
+    let message = status.message.clone().unwrap_or_default();
+    assert!(
+        message.contains("runner 1") && message.contains("exit code 137"),
+        "{message}"
+    );
+    assert_eq!(condition(&status, "Passed").1, "Errored");
+    // The other runner stops too instead of loading on for 40 s.
+    let maps: Api<ConfigMap> = Api::namespaced(world.cluster.client().await, &world.namespace);
+    let finished = await_condition(maps, "killed-run1-report-0", |m: Option<&ConfigMap>| {
+        report_of(m).is_some_and(|r| r.state == RunnerState::Finished)
+    });
+    let map = tokio::time::timeout(Duration::from_secs(20), finished)
+        .await
+        .expect("runner 0 stops")
+        .unwrap();
+    let survivor = report_of(map.as_ref()).unwrap();
+    assert!(
+        survivor.elapsed_seconds < 30.0,
+        "{}",
+        survivor.elapsed_seconds
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_restarted_mid_run_completes_it_with_the_right_verdict() {
+    let mut world = World::start("restart", 60).await;
+    world.apply(
+        "restart",
+        steady(
+            3,
+            "8s",
+            2,
+            json!({"http_req_failed": ["rate<0.01"], "checks": ["rate>0.99"]}),
+        ),
+    );
+    world
+        .wait_status(
+            "restart",
+            Duration::from_secs(60),
+            "Running with progress",
+            |s| {
+                s.phase == Some(Phase::Running)
+                    && s.progress.as_ref().is_some_and(|p| p.http_reqs > 0)
+            },
+        )
+        .await;
+    world.operator.restart();
+    world.kubectl_wait_complete("restart", "120s");
+    let status = world.get("restart").await.status.unwrap();
+    assert_eq!(phase(&status), Phase::Succeeded, "{status:?}");
+    assert_eq!(
+        status.run,
+        Some(1),
+        "the restart resumed the run, it did not start another"
+    );
+    let reports = world.reports("restart", 1, 2).await;
+    let sum: f64 = reports
+        .iter()
+        .map(|r| r.metrics.as_ref().unwrap().count("http_reqs"))
+        .sum();
+    assert_eq!(status.summary.as_ref().unwrap().http_reqs as f64, sum);
+    assert!(
+        world
+            .operator
+            .log()
+            .matches("starting the controller")
+            .count()
+            >= 2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_on_fail_stops_every_runner_early() {
+    let world = World::start("abort", 60).await;
+    world.apply(
+        "abort",
+        steady(
+            2,
+            "60s",
+            2,
+            json!({"http_req_duration": [{"threshold": "p(95)<0.001", "abortOnFail": true}]}),
+        ),
+    );
+    world.kubectl_wait_complete("abort", "90s");
+    let status = world.get("abort").await.status.unwrap();
+    assert_eq!(phase(&status), Phase::Aborted, "{status:?}");
+    assert_eq!(condition(&status, "Passed").1, "ThresholdsFailed");
+    assert!(status.thresholds.iter().any(|t| !t.ok));
+    let reports = world.reports("abort", 1, 2).await;
+    for report in &reports {
+        assert_eq!(report.state, RunnerState::Finished);
+        assert!(
+            report.elapsed_seconds < 20.0,
+            "runner {} ran {}s of 60s",
+            report.runner,
+            report.elapsed_seconds
+        );
+        assert!(
+            report.aborted.is_some(),
+            "runner {} says why it stopped",
+            report.runner
+        );
+    }
+    // `stampede wait` gates on it like a failed threshold.
+    let output = Command::new(stampede_bin())
+        .args(["wait", "abort", "-n", &world.namespace, "--timeout", "10s"])
+        .env("KUBECONFIG", world.cluster.kubeconfig())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(99));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spec_edit_aborts_the_old_run_and_starts_a_new_one() {
+    let world = World::start("edit", 60).await;
+    world.apply("edit", steady(2, "60s", 1, json!({})));
+    world
+        .wait_status("edit", Duration::from_secs(60), "run 1 Running", |s| {
+            s.phase == Some(Phase::Running) && s.run == Some(1)
+        })
+        .await;
+    world.apply("edit", steady(2, "2s", 2, json!({"checks": ["rate>0.99"]})));
+    let status = world
+        .wait_status("edit", Duration::from_secs(90), "run 2 finished", |s| {
+            s.run == Some(2) && s.phase.is_some_and(Phase::is_finished)
+        })
+        .await;
+    assert_eq!(phase(&status), Phase::Succeeded, "{status:?}");
+    assert_eq!(status.observed_generation, Some(2));
+    assert_eq!(status.runners.as_ref().unwrap().desired, 2);
+    let names: BTreeMap<String, ()> = world
+        .jobs()
+        .await
+        .into_iter()
+        .map(|j| (j.metadata.name.unwrap(), ()))
+        .collect();
+    assert!(
+        !names.contains_key("edit-run1"),
+        "the old run's Job is gone: {names:?}"
+    );
+    assert!(names.contains_key("edit-run2"), "{names:?}");
+}
