@@ -30,6 +30,13 @@ struct DemoTarget {
 }
 
 impl DemoTarget {
+    fn stats(&self) -> stampede_runner::demo::DemoStats {
+        self.server
+            .as_ref()
+            .map(DemoServer::stats)
+            .unwrap_or_default()
+    }
+
     async fn start() -> DemoTarget {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -556,4 +563,149 @@ async fn a_spec_edit_aborts_the_old_run_and_starts_a_new_one() {
         "the old run's Job is gone: {names:?}"
     );
     assert!(names.contains_key("edit-run2"), "{names:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oom_killed_runner_errors_the_run_with_oom_killed() {
+    let world = World::start("oom", 60).await;
+    world.apply("oom", steady(2, "40s", 1, json!({})));
+    world
+        .wait_status("oom", Duration::from_secs(60), "Running", |s| {
+            s.phase == Some(Phase::Running) && s.runners.as_ref().is_some_and(|r| r.running == 1)
+        })
+        .await;
+    let pods: Api<Pod> = Api::namespaced(world.cluster.client().await, &world.namespace);
+    let pod = pods
+        .list(&ListParams::default().labels("stampede.dev/loadtest=oom"))
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    let kubelet = world.cluster.kubelet().expect("the process kubelet");
+    assert!(
+        kubelet
+            .faults()
+            .oom_kill_pod(&world.namespace, &pod.metadata.name.unwrap())
+    );
+    let status = world
+        .wait_status("oom", Duration::from_secs(20), "finished", |s| {
+            s.phase.is_some_and(Phase::is_finished)
+        })
+        .await;
+    assert_eq!(phase(&status), Phase::Errored);
+    let (complete, reason, message) = condition(&status, "Complete");
+    assert_eq!((complete, reason), ("True", "Errored"));
+    assert!(
+        message.contains("runner 0") && message.contains("OOMKilled"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stuck_runners_error_the_run_at_the_start_deadline() {
+    // A 4 s start deadline: unschedulable pods and unpullable images end the run soon after.
+    let world = World::start("stuck", 4).await;
+    let kubelet = world.cluster.kubelet().expect("the process kubelet");
+    kubelet.faults().unschedulable_job("nowhere-run1");
+    let broken = "ghcr.io/stampede-dev/stampede:does-not-exist";
+    kubelet.faults().fail_image_pull(broken);
+    world.apply("nowhere", steady(1, "5s", 2, json!({})));
+    let mut spec = steady(1, "5s", 1, json!({}));
+    spec["runners"]["image"] = json!(broken);
+    world.apply("unpullable", spec);
+    for (name, reason) in [
+        ("nowhere", "is unschedulable"),
+        ("unpullable", "cannot start: ImagePullBackOff"),
+    ] {
+        let status = world
+            .wait_status(name, Duration::from_secs(30), "finished", |s| {
+                s.phase.is_some_and(Phase::is_finished)
+            })
+            .await;
+        assert_eq!(phase(&status), Phase::Errored, "{name}: {status:?}");
+        let message = status.message.clone().unwrap_or_default();
+        assert!(
+            message.contains("start deadline of 4s"),
+            "{name}: {message}"
+        );
+        assert!(message.contains(reason), "{name}: {message}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_and_teardown_run_once_per_test_with_secret_env_and_configmap_data() {
+    let world = World::start("seed", 60).await;
+    world.cluster.kubectl_ok(&[
+        "create",
+        "secret",
+        "generic",
+        "shop-user",
+        "-n",
+        &world.namespace,
+        "--from-literal=password=s3cret-pw",
+    ]);
+    world.cluster.kubectl_ok(&[
+        "create",
+        "configmap",
+        "test-users",
+        "-n",
+        &world.namespace,
+        "--from-literal=users.csv=username\nuser-a\nuser-b\nuser-c\nuser-d\n",
+    ]);
+    world.apply(
+        "seed",
+        json!({
+            "env": [{"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "shop-user", "key": "password"}}}],
+            "data": {"users": {"configMapRef": {"name": "test-users", "key": "users.csv"}, "select": "sequential"}},
+            "setup": [{"name": "issue-token",
+                "request": {"method": "POST", "url": "/auth/token", "json": {"username": "admin", "password": "${env.PASSWORD}"}},
+                "capture": {"token": {"json": "$.token"}}}],
+            "teardown": [{"name": "reset", "request": {"method": "POST", "url": "/anything/reset",
+                "headers": {"Authorization": "Bearer ${setup.token}"}}}],
+            "scenarios": {"shop": {"executor": "per-vu-iterations", "vus": 2, "iterations": 5, "flow": "shop"}},
+            "flows": {"shop": [
+                {"name": "whoami", "request": {"url": "/get?user=${data.users.username}",
+                    "headers": {"Authorization": "Bearer ${setup.token}", "X-Password": "${env.PASSWORD}"}},
+                 "checks": {"user from the ConfigMap": "body contains \"user-\"",
+                            "token from setup": "body contains \"${setup.token}\"",
+                            "password from the Secret": "body contains \"${env.PASSWORD}\""}},
+            ]},
+            "thresholds": {"checks": ["rate==1"]},
+            "runners": {"count": 2},
+        }),
+    );
+    world.kubectl_wait_complete("seed", "120s");
+    let status = world.get("seed").await.status.unwrap();
+    assert_eq!(phase(&status), Phase::Succeeded, "{status:?}");
+    let summary = status.summary.as_ref().unwrap();
+    // 2 runners × 1 VU × 5 iterations, every check true.
+    assert_eq!(summary.checks.passes, 30);
+    assert_eq!(summary.checks.fails, 0);
+    let stats = world.demo.stats();
+    assert_eq!(
+        stats.by_route.get("POST /auth/token"),
+        Some(&1),
+        "setup once per test"
+    );
+    assert_eq!(
+        stats.by_route.get("ANY /anything"),
+        Some(&1),
+        "teardown once per test"
+    );
+    assert_eq!(stats.by_route.get("GET /get"), Some(&10));
+    // The default cleanup removed the runners' Job and reports; the result stays.
+    assert!(world.jobs().await.is_empty());
+    let maps: Api<ConfigMap> = Api::namespaced(world.cluster.client().await, &world.namespace);
+    assert!(maps.get_opt("seed-run1-report-0").await.unwrap().is_none());
+    assert!(maps.get_opt("seed-result").await.unwrap().is_some());
+    // No secret in the status or the Events.
+    let everything = world.cluster.kubectl_ok(&[
+        "get",
+        "loadtest,events",
+        "-n",
+        &world.namespace,
+        "-o",
+        "yaml",
+    ]);
+    assert!(!everything.contains("s3cret-pw"));
 }
