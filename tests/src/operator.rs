@@ -83,6 +83,38 @@ impl OperatorProcess {
         self.spawn();
     }
 
+    /// The address of its /metrics, /healthz and /readyz, from its log (it binds a free port).
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.log()
+            .lines()
+            .filter(|line| line.contains("serving /metrics"))
+            .filter_map(|line| line.split("addr=").nth(1))
+            .filter_map(|rest| rest.split_whitespace().next())
+            .filter_map(|addr| addr.parse().ok())
+            .last()
+    }
+
+    /// `GET path` on its telemetry server: (status code, body).
+    pub fn http_get(&self, path: &str) -> Option<(u16, String)> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(self.metrics_addr()?).ok()?;
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .ok()?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: operator\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        let code = response.split_whitespace().nth(1)?.parse().ok()?;
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())?;
+        Some((code, body))
+    }
+
     /// The log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

@@ -328,6 +328,22 @@ async fn a_three_runner_spike_starts_together_and_merges_exactly() {
         serde_json::from_str(&result["result.json"]).unwrap();
     assert_eq!(merged.metrics.count("http_reqs") as i64, summary.http_reqs);
     assert!(!merged.series.is_empty());
+    // The operator's own telemetry.
+    assert_eq!(world.operator.http_get("/healthz").map(|r| r.0), Some(200));
+    assert_eq!(world.operator.http_get("/readyz").map(|r| r.0), Some(200));
+    let (code, metrics) = world
+        .operator
+        .http_get("/metrics")
+        .expect("/metrics answers");
+    assert_eq!(code, 200);
+    let reconciles = metrics
+        .lines()
+        .find(|l| l.starts_with("stampede_reconciles_total{result=\"ok\"}"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_default();
+    assert!(reconciles >= 3.0, "{metrics}");
+    assert!(metrics.contains("stampede_loadtests{"), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -737,4 +753,74 @@ async fn setup_and_teardown_run_once_per_test_with_secret_env_and_configmap_data
         "yaml",
     ]);
     assert!(!everything.contains("s3cret-pw"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_loadtest_stops_its_runners_and_a_ttl_deletes_a_finished_one() {
+    let Some(world) = World::start("delete", 60).await else {
+        return;
+    };
+    world.apply("long", steady(2, "60s", 2, json!({})));
+    let mut short = steady(1, "1s", 1, json!({}));
+    short["ttlSecondsAfterFinished"] = json!(2);
+    world.apply("short", short);
+    world
+        .wait_status("long", Duration::from_secs(60), "Running", |s| {
+            s.phase == Some(Phase::Running) && s.runners.as_ref().is_some_and(|r| r.running == 2)
+        })
+        .await;
+    world.cluster.kubectl_ok(&[
+        "delete",
+        "loadtest",
+        "long",
+        "-n",
+        &world.namespace,
+        "--wait=false",
+    ]);
+    let pods: Api<Pod> = Api::namespaced(world.cluster.client().await, &world.namespace);
+    let gone = tokio::time::timeout(Duration::from_secs(45), async {
+        loop {
+            let left = pods
+                .list(&ListParams::default().labels("stampede.dev/loadtest=long"))
+                .await
+                .unwrap()
+                .items;
+            if left.is_empty() {
+                return;
+            }
+            let name = left[0].metadata.name.clone().unwrap();
+            let uid = left[0].metadata.uid.clone().unwrap();
+            let watch = await_condition(
+                pods.clone(),
+                &name,
+                kube::runtime::conditions::is_deleted(&uid),
+            );
+            let _ = tokio::time::timeout(Duration::from_secs(5), watch).await;
+        }
+    })
+    .await;
+    assert!(
+        gone.is_ok(),
+        "the runner pods of a deleted LoadTest stay:\n{}",
+        world.operator.log()
+    );
+    let jobs: Vec<String> = world
+        .jobs()
+        .await
+        .into_iter()
+        .filter_map(|j| j.metadata.name)
+        .collect();
+    assert!(!jobs.iter().any(|j| j.starts_with("long-")), "{jobs:?}");
+    // The short one finished and its TTL removed it.
+    let tests = world.tests().await;
+    let deleted = await_condition(tests, "short", |t: Option<&LoadTest>| t.is_none());
+    tokio::time::timeout(Duration::from_secs(60), deleted)
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "the TTL did not delete the LoadTest:\n{}",
+                world.operator.log()
+            )
+        })
+        .unwrap();
 }
