@@ -85,13 +85,14 @@ impl OperatorProcess {
 
     /// The address of its /metrics, /healthz and /readyz, from its log (it binds a free port).
     pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        // The latest start's line: a restarted operator binds a new port.
         self.log()
             .lines()
+            .rev()
             .filter(|line| line.contains("serving /metrics"))
             .filter_map(|line| line.split("addr=").nth(1))
             .filter_map(|rest| rest.split_whitespace().next())
-            .filter_map(|addr| addr.parse().ok())
-            .last()
+            .find_map(|addr| addr.parse().ok())
     }
 
     /// `GET path` on its telemetry server: (status code, body).
