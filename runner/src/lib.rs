@@ -10,6 +10,7 @@ pub mod http;
 pub mod manifest;
 pub mod metrics;
 pub mod report;
+pub mod result;
 pub mod schedule;
 pub mod summary;
 pub mod thresholds;

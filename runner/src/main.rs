@@ -65,6 +65,22 @@ enum Command {
         #[arg(long, value_name = "DURATION")]
         timeout: Option<String>,
     },
+    /// Print the merged summary of a LoadTest's last finished run in a cluster (from the
+    /// ConfigMap its status.resultRef names), as `stampede run` prints it; exit 0 passed, 99
+    /// thresholds failed, 1 no result or no cluster access.
+    Report {
+        /// The LoadTest's name.
+        name: String,
+        /// Its namespace (default: the kubeconfig context's).
+        #[arg(short, long)]
+        namespace: Option<String>,
+        /// Print every metric, not only the k6 default set.
+        #[arg(long)]
+        full: bool,
+        /// Also write k6's --summary-export JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        summary_export: Option<PathBuf>,
+    },
     /// Run one runner's part of a LoadTest in a cluster (the runner pods' entrypoint; the
     /// operator's Job sets STAMPEDE_LOADTEST, STAMPEDE_NAMESPACE, STAMPEDE_RUN, STAMPEDE_RUNNERS,
     /// STAMPEDE_REPORTS and JOB_COMPLETION_INDEX). Exit 0 unless the runner itself failed.
@@ -139,6 +155,12 @@ fn main() -> ExitCode {
         ),
         Command::DemoServer { listen } => run::demo_server(listen),
         Command::Agent => stampede_runner::agent::agent(),
+        Command::Report {
+            name,
+            namespace,
+            full,
+            summary_export,
+        } => report(&name, namespace, full, summary_export.as_deref(), &mut out),
         Command::Wait {
             name,
             namespace,
@@ -228,6 +250,56 @@ fn validate(files: &[PathBuf], env: &[String], quiet: bool, out: &mut impl Write
 }
 
 /// `stampede wait`: parses the timeout, connects, follows.
+fn report(
+    name: &str,
+    namespace: Option<String>,
+    full: bool,
+    summary_export: Option<&std::path::Path>,
+    out: &mut impl Write,
+) -> u8 {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            let _ = writeln!(out, "cannot start the runtime: {error}");
+            return exit::FAILURE;
+        }
+    };
+    let summary = runtime.block_on(async {
+        let client = kube::Client::try_default().await.map_err(|error| {
+            format!("cannot reach the cluster (KUBECONFIG or in-cluster config): {error}")
+        })?;
+        let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_string());
+        stampede_runner::result::fetch(client, &namespace, name)
+            .await
+            .map_err(|e| e.to_string())
+    });
+    let summary = match summary {
+        Ok(summary) => summary,
+        Err(message) => {
+            let _ = writeln!(out, "{message}");
+            return exit::FAILURE;
+        }
+    };
+    let _ = stampede_runner::summary::write_text(&summary, full, out);
+    if let Some(path) = summary_export {
+        let json = stampede_runner::summary::export_json(&summary);
+        if let Err(error) = std::fs::write(
+            path,
+            serde_json::to_string_pretty(&json).unwrap_or_default(),
+        ) {
+            let _ = writeln!(out, "--summary-export {}: {error}", path.display());
+        }
+    }
+    if summary.passed() {
+        exit::OK
+    } else {
+        exit::THRESHOLDS_FAILED
+    }
+}
+
 fn wait(name: &str, namespace: Option<String>, timeout: Option<&str>, out: &mut impl Write) -> u8 {
     let timeout = match timeout.map(stampede_crds::duration::parse) {
         None => None,

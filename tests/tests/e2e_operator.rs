@@ -388,6 +388,16 @@ async fn a_failing_threshold_fails_the_run_and_stampede_wait_exits_99() {
     assert!(message.ends_with("want <0.001"), "{message}");
     let failed: Vec<_> = status.thresholds.iter().filter(|t| !t.ok).collect();
     assert_eq!(failed.len(), 1);
+    // `stampede report` prints the merged k6-style summary from the result ConfigMap.
+    let report = Command::new(stampede_bin())
+        .args(["report", "failing", "-n", &world.namespace])
+        .env("KUBECONFIG", world.cluster.kubeconfig())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&report.stdout);
+    assert_eq!(report.status.code(), Some(99), "{text}");
+    assert!(text.contains("✗ 'p(95)<0.001'"), "{text}");
+    assert!(text.contains("http_reqs"), "{text}");
     assert!(
         status
             .thresholds
