@@ -310,6 +310,13 @@ async fn a_three_runner_spike_starts_together_and_merges_exactly() {
         .collect();
     assert!(counts.iter().all(|c| *c > 0.0), "{counts:?}");
     let summary = status.summary.as_ref().unwrap();
+    eprintln!(
+        "start spread {:.1} ms; runner counts {counts:?}; merged {}; merged p95 {} ms vs pooled {} ms",
+        spread.as_secs_f64() * 1000.0,
+        summary.http_reqs,
+        summary.duration_ms.p95,
+        pooled_p95(&reports)
+    );
     assert_eq!(summary.http_reqs as f64, counts.iter().sum::<f64>());
     // The merged p95 is the p95 of all samples, within histogram precision.
     let expected = pooled_p95(&reports);
