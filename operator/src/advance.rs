@@ -505,3 +505,624 @@ fn finish(
         requeue: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Unit tests of the run's state machine: each phase's transitions, deadlines and verdicts.
+
+    use super::*;
+    use crate::plan::plan;
+    use crate::policy::Policy;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+    use serde_json::json;
+    use stampede_runner::metrics::snapshot::Trend;
+    use stampede_runner::metrics::{Snapshot, Value};
+
+    /// A whole second, so `metav1.Time` round trips are exact.
+    const T0: i64 = 1_700_000_000;
+
+    fn at(second: i64) -> Timestamp {
+        Timestamp::from_second(second).unwrap()
+    }
+
+    fn test_with(thresholds: serde_json::Value) -> LoadTest {
+        serde_json::from_value(json!({
+            "apiVersion": "stampede.dev/v1alpha1", "kind": "LoadTest",
+            "metadata": {"name": "checkout", "namespace": "shop", "uid": "u-1", "generation": 3},
+            "spec": {
+                "vus": 3, "duration": "30s",
+                "flows": {"default": [{
+                    "name": "login",
+                    "request": {"method": "POST", "url": "http://127.0.0.1:1/login"},
+                    "checks": {"status is 200": "status == 200"},
+                }]},
+                "thresholds": thresholds,
+                "runners": {"count": 3},
+            }
+        }))
+        .unwrap()
+    }
+
+    fn test() -> LoadTest {
+        test_with(json!({"http_req_duration": ["p(95)<500"]}))
+    }
+
+    fn condition<'a>(status: &'a LoadTestStatus, kind: &str) -> &'a Condition {
+        status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == kind)
+            .unwrap_or_else(|| panic!("no {kind} condition in {:?}", status.conditions))
+    }
+
+    /// `requests` requests of about `millis` ms each (spread ±10 %), all passing their check,
+    /// all sent by the step `login` (root series and its sub-metrics alike).
+    fn metrics(requests: u64, millis: f64) -> Snapshot {
+        let registry = Registry::new();
+        let mut snapshot = Snapshot::empty(&registry);
+        let mut trend = Trend::default();
+        for i in 0..requests {
+            trend.record(millis * (0.9 + 0.2 * (i % 11) as f64 / 10.0));
+        }
+        let failed = Value::Rate {
+            passes: 0,
+            total: requests,
+        };
+        for suffix in ["", "{name:login}"] {
+            let values = &mut snapshot.values;
+            values.insert(
+                format!("http_reqs{suffix}"),
+                Value::Counter(requests as f64),
+            );
+            values.insert(
+                format!("http_req_duration{suffix}"),
+                Value::Trend(Box::new(trend.clone())),
+            );
+            values.insert(format!("http_req_failed{suffix}"), failed.clone());
+        }
+        snapshot.values.insert(
+            "checks".into(),
+            Value::Rate {
+                passes: requests,
+                total: requests,
+            },
+        );
+        snapshot
+    }
+
+    fn report(runner: u64, state: RunnerState) -> RunnerReport {
+        RunnerReport {
+            run: 1,
+            runner,
+            state,
+            steps: vec!["login".into()],
+            checks: vec!["status is 200".into()],
+            ..RunnerReport::default()
+        }
+    }
+
+    /// Runner `runner`'s report with `requests` requests of ~`millis` ms after `elapsed` s.
+    fn measured(
+        runner: u64,
+        state: RunnerState,
+        requests: u64,
+        millis: f64,
+        elapsed: f64,
+    ) -> RunnerReport {
+        RunnerReport {
+            elapsed_seconds: elapsed,
+            vus: if state == RunnerState::Running { 1 } else { 0 },
+            metrics: Some(metrics(requests, millis)),
+            ..report(runner, state)
+        }
+    }
+
+    fn observe(now: Timestamp, reports: Vec<Option<RunnerReport>>) -> Observation {
+        Observation {
+            now,
+            reports,
+            faults: Vec::new(),
+            start_deadline: Duration::from_secs(300),
+        }
+    }
+
+    fn provisioning(test: &LoadTest) -> LoadTestStatus {
+        let plan = plan(test, &Policy::default()).unwrap();
+        new_run(test, &LoadTestStatus::default(), &plan, at(T0))
+    }
+
+    /// The status once all three runners were Ready at T0 + 10 (start at T0 + 14).
+    fn running(test: &LoadTest) -> LoadTestStatus {
+        let ready = (0..3)
+            .map(|i| Some(report(i, RunnerState::Ready)))
+            .collect();
+        let step = advance(test, &provisioning(test), &observe(at(T0 + 10), ready));
+        assert_eq!(step.status.phase, Some(Phase::Running));
+        step.status
+    }
+
+    fn fault(runner: u64, reason: &str, severity: Severity, message: &str) -> RunnerFault {
+        RunnerFault {
+            runner: Some(runner),
+            pod: format!("checkout-run1-{runner}-abcde"),
+            reason: reason.into(),
+            severity,
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn a_new_run_counts_up_and_starts_provisioning() {
+        let test = test();
+        let plan = plan(&test, &Policy::default()).unwrap();
+        let previous = LoadTestStatus {
+            run: Some(2),
+            phase: Some(Phase::Failed),
+            message: Some("old verdict".into()),
+            ..LoadTestStatus::default()
+        };
+        // Mid-second: conditions carry whole seconds, as metav1.Time does on the wire.
+        let now = Timestamp::new(T0, 600_000_000).unwrap();
+        let status = new_run(&test, &previous, &plan, now);
+        assert_eq!(status.run, Some(3));
+        assert_eq!(status.phase, Some(Phase::Provisioning));
+        assert_eq!(status.observed_generation, Some(3));
+        assert_eq!(status.runners.as_ref().map(|r| r.desired), Some(3));
+        assert_eq!(status.runners.as_ref().map(|r| r.ready), Some(0));
+        assert_eq!(status.start_time, None);
+        assert_eq!(
+            status.message.as_deref(),
+            Some("starting 3 runner(s) for 3 VUs at peak")
+        );
+        assert_eq!(status.conditions.len(), 2);
+        for kind in [CONDITION_COMPLETE, CONDITION_PASSED] {
+            let c = condition(&status, kind);
+            assert_eq!(
+                (c.status.as_str(), c.reason.as_str()),
+                ("False", "Provisioning")
+            );
+            assert_eq!(c.last_transition_time, Time(at(T0)), "{kind}");
+            assert_eq!(c.observed_generation, Some(3));
+        }
+        let first = new_run(&test, &LoadTestStatus::default(), &plan, now);
+        assert_eq!(first.run, Some(1));
+    }
+
+    #[test]
+    fn an_invalid_spec_completes_at_once_with_reason_invalid() {
+        let test = test();
+        let previous = LoadTestStatus {
+            run: Some(4),
+            ..LoadTestStatus::default()
+        };
+        let message = "spec.vus: must not be negative; spec.duration: \"10\" has no unit";
+        let status = invalid(&test, &previous, message, at(T0));
+        assert_eq!(status.phase, Some(Phase::Invalid));
+        assert_eq!(status.run, Some(4));
+        assert_eq!(status.observed_generation, Some(3));
+        assert_eq!(status.message.as_deref(), Some(message));
+        let complete = condition(&status, CONDITION_COMPLETE);
+        assert_eq!(
+            (complete.status.as_str(), complete.reason.as_str()),
+            ("True", "Invalid")
+        );
+        assert_eq!(complete.message, message);
+        assert_eq!(complete.last_transition_time, Time(at(T0)));
+        let passed = condition(&status, CONDITION_PASSED);
+        assert_eq!(
+            (passed.status.as_str(), passed.reason.as_str()),
+            ("False", "Invalid")
+        );
+        assert_eq!(passed.message, message);
+        assert!(status.result_ref.is_none() && status.summary.is_none());
+    }
+
+    #[test]
+    fn provisioning_waits_until_every_runner_is_ready() {
+        let test = test();
+        let status = provisioning(&test);
+        let two_of_three = vec![
+            Some(report(0, RunnerState::Ready)),
+            Some(report(1, RunnerState::Ready)),
+            None,
+        ];
+        let step = advance(&test, &status, &observe(at(T0 + 5), two_of_three));
+        assert_eq!(step.status.phase, Some(Phase::Provisioning));
+        assert!(step.requeue.is_some());
+        assert!(step.notice.is_none() && step.finished.is_none());
+        assert_eq!(step.status.start_time, None);
+        assert_eq!(step.status.runners.as_ref().map(|r| r.ready), Some(2));
+        // Three reports, but one runner is still preparing.
+        let one_preparing = vec![
+            Some(report(0, RunnerState::Ready)),
+            Some(report(1, RunnerState::Preparing)),
+            Some(report(2, RunnerState::Ready)),
+        ];
+        let step = advance(&test, &status, &observe(at(T0 + 5), one_preparing));
+        assert_eq!(step.status.phase, Some(Phase::Provisioning));
+    }
+
+    #[test]
+    fn all_runners_ready_start_the_run_a_few_seconds_ahead() {
+        let test = test();
+        let status = provisioning(&test);
+        let ready = (0..3)
+            .map(|i| Some(report(i, RunnerState::Ready)))
+            .collect();
+        let now = Timestamp::new(T0 + 10, 250_000_000).unwrap();
+        let step = advance(&test, &status, &observe(now, ready));
+        assert_eq!(step.status.phase, Some(Phase::Running));
+        // START_DELAY (3 s) + 1, in whole seconds.
+        assert_eq!(START_DELAY, Duration::from_secs(3));
+        assert_eq!(step.status.start_time, Some(Time(at(T0 + 14))));
+        assert_eq!(step.status.runners.as_ref().map(|r| r.ready), Some(3));
+        let notice = step.notice.expect("a Started notice");
+        assert_eq!(notice.reason, "Started");
+        assert!(!notice.warning);
+        assert!(
+            notice.note.contains("3 runner(s)") && notice.note.contains(&at(T0 + 14).to_string()),
+            "{}",
+            notice.note
+        );
+        assert_eq!(step.requeue, Some(START_DELAY));
+        let complete = condition(&step.status, CONDITION_COMPLETE);
+        assert_eq!(
+            (complete.status.as_str(), complete.reason.as_str()),
+            ("False", "Running")
+        );
+        // Still False: the transition time stays the run's start.
+        assert_eq!(complete.last_transition_time, Time(at(T0)));
+        assert!(step.finished.is_none());
+    }
+
+    #[test]
+    fn a_stuck_runner_errors_the_run_once_the_start_deadline_passes() {
+        let test = test();
+        let status = provisioning(&test);
+        let stuck = fault(
+            2,
+            "Unschedulable",
+            Severity::Stuck,
+            "runner 2 (pod checkout-run1-2-abcde) is unschedulable: 0/3 nodes are available",
+        );
+        let observation = |now| Observation {
+            faults: vec![stuck.clone()],
+            ..observe(
+                now,
+                vec![
+                    Some(report(0, RunnerState::Ready)),
+                    Some(report(1, RunnerState::Ready)),
+                    None,
+                ],
+            )
+        };
+        let before = advance(&test, &status, &observation(at(T0 + 299)));
+        assert_eq!(before.status.phase, Some(Phase::Provisioning));
+        assert!(before.finished.is_none());
+
+        let after = advance(&test, &status, &observation(at(T0 + 301)));
+        assert_eq!(after.status.phase, Some(Phase::Errored));
+        let message = after.status.message.clone().unwrap();
+        assert!(message.contains("start deadline of 300s"), "{message}");
+        assert!(message.contains("only 2 of 3"), "{message}");
+        assert!(message.ends_with(&stuck.message), "{message}");
+        let complete = condition(&after.status, CONDITION_COMPLETE);
+        assert_eq!(
+            (complete.status.as_str(), complete.reason.as_str()),
+            ("True", "Errored")
+        );
+        assert_eq!(complete.last_transition_time, Time(at(T0 + 301)));
+        let passed = condition(&after.status, CONDITION_PASSED);
+        assert_eq!(
+            (passed.status.as_str(), passed.reason.as_str()),
+            ("False", "Errored")
+        );
+        assert_eq!(after.status.completion_time, Some(Time(at(T0 + 301))));
+        assert!(
+            after
+                .notice
+                .is_some_and(|n| n.warning && n.reason == "Errored")
+        );
+        assert_eq!(after.requeue, None);
+    }
+
+    #[test]
+    fn a_fatal_fault_errors_a_running_run_at_once() {
+        let test = test();
+        let status = running(&test);
+        let oom = fault(
+            1,
+            "OOMKilled",
+            Severity::Fatal,
+            "runner 1 (pod checkout-run1-1-abcde) failed: OOMKilled (exit code 137)",
+        );
+        let reports = (0..3)
+            .map(|i| Some(measured(i, RunnerState::Running, 10, 50.0, 5.0)))
+            .collect();
+        let observation = Observation {
+            faults: vec![oom.clone()],
+            ..observe(at(T0 + 20), reports)
+        };
+        let step = advance(&test, &status, &observation);
+        assert_eq!(step.status.phase, Some(Phase::Errored));
+        assert_eq!(step.status.message.as_deref(), Some(oom.message.as_str()));
+        let passed = condition(&step.status, CONDITION_PASSED);
+        assert_eq!(
+            (passed.status.as_str(), passed.reason.as_str()),
+            ("False", "Errored")
+        );
+        assert_eq!(passed.message, oom.message);
+        assert_eq!(step.status.runners.as_ref().map(|r| r.failed), Some(1));
+        assert!(step.finished.is_some());
+    }
+
+    #[test]
+    fn a_failed_runner_report_errors_the_run() {
+        let test = test();
+        let status = running(&test);
+        let failed = RunnerReport {
+            message: Some("spec.data.users: the ConfigMap key users.csv is empty".into()),
+            ..report(2, RunnerState::Failed)
+        };
+        let reports = vec![
+            Some(report(0, RunnerState::Running)),
+            Some(report(1, RunnerState::Running)),
+            Some(failed),
+        ];
+        let step = advance(&test, &status, &observe(at(T0 + 20), reports));
+        assert_eq!(step.status.phase, Some(Phase::Errored));
+        assert_eq!(
+            step.status.message.as_deref(),
+            Some("runner 2 failed: spec.data.users: the ConfigMap key users.csv is empty")
+        );
+        assert_eq!(step.status.runners.as_ref().map(|r| r.failed), Some(1));
+        assert_eq!(
+            condition(&step.status, CONDITION_COMPLETE).reason,
+            reason::ERRORED
+        );
+    }
+
+    #[test]
+    fn live_progress_adds_up_the_runners_counts() {
+        let test = test();
+        let status = running(&test);
+        let reports = vec![
+            Some(measured(0, RunnerState::Running, 100, 40.0, 9.0)),
+            Some(measured(1, RunnerState::Running, 250, 40.0, 10.0)),
+            Some(measured(2, RunnerState::Running, 50, 40.0, 8.0)),
+        ];
+        let step = advance(&test, &status, &observe(at(T0 + 24), reports));
+        assert_eq!(step.status.phase, Some(Phase::Running));
+        let progress = step.status.progress.expect("progress");
+        assert_eq!(progress.http_reqs, 400);
+        assert_eq!(progress.vus, 3);
+        assert_eq!(progress.elapsed_seconds, 10.0);
+        assert_eq!(progress.total_seconds, planned_total(&test).as_secs_f64());
+        assert!((progress.p95_ms - 44.0).abs() < 0.5, "{}", progress.p95_ms);
+        assert_eq!(step.status.runners.as_ref().map(|r| r.running), Some(3));
+        assert!(step.notice.is_none() && step.finished.is_none());
+        assert_eq!(
+            step.requeue,
+            Some(Duration::from_secs(
+                stampede_runner::report::REPORT_EVERY_SECONDS
+            ))
+        );
+    }
+
+    fn abort_on_fail(delay: Option<&str>) -> LoadTest {
+        let mut rule = json!({"threshold": "p(95)<1", "abortOnFail": true});
+        if let Some(delay) = delay {
+            rule["delayAbortEval"] = json!(delay);
+        }
+        test_with(json!({"http_req_duration": [rule], "checks": ["rate>0.9"]}))
+    }
+
+    fn slow_reports(state: RunnerState, elapsed: f64) -> Vec<Option<RunnerReport>> {
+        (0..3)
+            .map(|i| Some(measured(i, state, 200, 100.0, elapsed)))
+            .collect()
+    }
+
+    #[test]
+    fn a_failing_abort_on_fail_threshold_aborts_the_fleet() {
+        let test = abort_on_fail(None);
+        let status = running(&test);
+        let step = advance(
+            &test,
+            &status,
+            &observe(at(T0 + 24), slow_reports(RunnerState::Running, 10.0)),
+        );
+        assert_eq!(step.status.phase, Some(Phase::Aborting));
+        let message = step.status.message.clone().unwrap();
+        assert!(
+            message.starts_with("threshold http_req_duration 'p(95)<1' failed with p(95)=1"),
+            "{message}"
+        );
+        assert!(message.contains("abortOnFail"), "{message}");
+        let notice = step.notice.expect("an Aborting notice");
+        assert!(notice.warning);
+        assert_eq!(notice.reason, "Aborting");
+        assert_eq!(notice.note, message);
+        // Not over yet: the runners stop gracefully and send their final reports.
+        assert!(step.finished.is_none() && step.status.completion_time.is_none());
+        assert_eq!(condition(&step.status, CONDITION_COMPLETE).status, "False");
+    }
+
+    #[test]
+    fn delay_abort_eval_holds_the_abort_back() {
+        let test = abort_on_fail(Some("60s"));
+        let status = running(&test);
+        let early = advance(
+            &test,
+            &status,
+            &observe(at(T0 + 24), slow_reports(RunnerState::Running, 10.0)),
+        );
+        assert_eq!(early.status.phase, Some(Phase::Running));
+        assert!(early.notice.is_none());
+        let late = advance(
+            &test,
+            &status,
+            &observe(at(T0 + 75), slow_reports(RunnerState::Running, 61.0)),
+        );
+        assert_eq!(late.status.phase, Some(Phase::Aborting));
+    }
+
+    #[test]
+    fn finished_runners_succeed_when_every_threshold_holds() {
+        let test = test();
+        let status = running(&test);
+        let reports = vec![
+            Some(measured(0, RunnerState::Finished, 100, 40.0, 30.0)),
+            Some(measured(1, RunnerState::Finished, 250, 40.0, 30.5)),
+            Some(measured(2, RunnerState::Finished, 50, 40.0, 30.0)),
+        ];
+        let step = advance(&test, &status, &observe(at(T0 + 50), reports));
+        assert_eq!(step.status.phase, Some(Phase::Succeeded));
+        let summary = step.finished.expect("the merged summary");
+        assert_eq!(summary.metrics.count("http_reqs"), 400.0);
+        assert_eq!(summary.name, "checkout");
+        assert_eq!(summary.thresholds.len(), 1);
+        assert!(summary.thresholds[0].ok);
+        let headline = step.status.summary.as_ref().expect("status.summary");
+        assert_eq!(headline.http_reqs, 400);
+        assert_eq!(headline.checks.passes, 400);
+        assert_eq!(step.status.steps.len(), 1);
+        assert_eq!(step.status.steps[0].name, "login");
+        assert_eq!(step.status.thresholds.len(), 1);
+        assert!(step.status.thresholds[0].ok);
+        assert_eq!(
+            step.status
+                .result_ref
+                .as_ref()
+                .map(|r| r.config_map.as_str()),
+            Some("checkout-result")
+        );
+        assert_eq!(step.status.completion_time, Some(Time(at(T0 + 50))));
+        assert_eq!(step.status.runners.as_ref().map(|r| r.succeeded), Some(3));
+        let complete = condition(&step.status, CONDITION_COMPLETE);
+        assert_eq!(
+            (complete.status.as_str(), complete.reason.as_str()),
+            ("True", "Finished")
+        );
+        let passed = condition(&step.status, CONDITION_PASSED);
+        assert_eq!(
+            (passed.status.as_str(), passed.reason.as_str()),
+            ("True", "ThresholdsPassed")
+        );
+        let notice = step.notice.expect("a notice");
+        assert!(!notice.warning);
+        assert_eq!(notice.reason, "Succeeded");
+        assert_eq!(step.requeue, None);
+    }
+
+    #[test]
+    fn finished_runners_fail_when_a_threshold_fails() {
+        let test = test_with(json!({"http_req_duration": ["p(95)<1"]}));
+        let status = running(&test);
+        let step = advance(
+            &test,
+            &status,
+            &observe(at(T0 + 50), slow_reports(RunnerState::Finished, 30.0)),
+        );
+        assert_eq!(step.status.phase, Some(Phase::Failed));
+        let message = step.status.message.clone().unwrap();
+        assert!(
+            message.starts_with("http_req_duration p(95)=1") && message.ends_with("ms, want <1"),
+            "{message}"
+        );
+        let passed = condition(&step.status, CONDITION_PASSED);
+        assert_eq!(
+            (passed.status.as_str(), passed.reason.as_str()),
+            ("False", "ThresholdsFailed")
+        );
+        assert_eq!(passed.message, message);
+        assert_eq!(
+            condition(&step.status, CONDITION_COMPLETE).reason,
+            reason::FINISHED
+        );
+        let summary = step.finished.expect("the merged summary");
+        assert_eq!(summary.metrics.count("http_reqs"), 600.0);
+        assert_eq!(step.status.summary.map(|s| s.http_reqs), Some(600));
+        assert!(!step.status.thresholds[0].ok);
+        assert!(
+            step.notice
+                .is_some_and(|n| n.warning && n.reason == "Failed")
+        );
+    }
+
+    #[test]
+    fn finished_runners_of_an_aborting_run_end_aborted() {
+        let test = abort_on_fail(None);
+        let aborting = advance(
+            &test,
+            &running(&test),
+            &observe(at(T0 + 24), slow_reports(RunnerState::Running, 10.0)),
+        )
+        .status;
+        assert_eq!(aborting.phase, Some(Phase::Aborting));
+        let step = advance(
+            &test,
+            &aborting,
+            &observe(at(T0 + 30), slow_reports(RunnerState::Finished, 12.0)),
+        );
+        assert_eq!(step.status.phase, Some(Phase::Aborted));
+        let complete = condition(&step.status, CONDITION_COMPLETE);
+        assert_eq!(
+            (complete.status.as_str(), complete.reason.as_str()),
+            ("True", "Aborted")
+        );
+        let passed = condition(&step.status, CONDITION_PASSED);
+        assert_eq!(
+            (passed.status.as_str(), passed.reason.as_str()),
+            ("False", "ThresholdsFailed")
+        );
+        assert!(
+            step.status
+                .message
+                .as_deref()
+                .is_some_and(|m| m.starts_with("http_req_duration p(95)=")),
+            "{:?}",
+            step.status.message
+        );
+        let summary = step.finished.expect("the merged summary");
+        assert_eq!(summary.metrics.count("http_reqs"), 600.0);
+        assert_eq!(step.status.summary.map(|s| s.http_reqs), Some(600));
+        assert_eq!(
+            step.status.result_ref.map(|r| r.config_map),
+            Some("checkout-result".to_string())
+        );
+    }
+
+    #[test]
+    fn a_runner_that_does_not_finish_in_time_errors_the_run() {
+        let test = test();
+        let status = running(&test);
+        let start = T0 + 14;
+        let deadline = (planned_total(&test) + END_GRACE).as_secs() as i64;
+        let reports = || {
+            vec![
+                Some(measured(0, RunnerState::Finished, 100, 40.0, 30.0)),
+                Some(measured(1, RunnerState::Running, 90, 40.0, 29.0)),
+                Some(measured(2, RunnerState::Finished, 100, 40.0, 30.0)),
+            ]
+        };
+        let in_time = advance(&test, &status, &observe(at(start + deadline), reports()));
+        assert_eq!(in_time.status.phase, Some(Phase::Running));
+        let late = advance(
+            &test,
+            &status,
+            &observe(at(start + deadline + 1), reports()),
+        );
+        assert_eq!(late.status.phase, Some(Phase::Errored));
+        let message = late.status.message.clone().unwrap();
+        assert!(
+            message.starts_with("runner(s) 1 did not finish within"),
+            "{message}"
+        );
+        assert!(message.contains(&format!("{deadline}s")), "{message}");
+        assert_eq!(
+            condition(&late.status, CONDITION_PASSED).reason,
+            reason::ERRORED
+        );
+    }
+}

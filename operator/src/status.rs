@@ -271,7 +271,11 @@ mod tests {
         assert_eq!(p.vus, 7);
         assert_eq!(p.rps, 12.0);
         assert_eq!(p.failed, "2.00%");
-        assert!(p.p95.starts_with("95") && p.p95.ends_with("ms"), "{}", p.p95);
+        assert!(
+            p.p95.starts_with("95") && p.p95.ends_with("ms"),
+            "{}",
+            p.p95
+        );
     }
 
     #[test]
