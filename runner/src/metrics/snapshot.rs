@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use hdrhistogram::Histogram;
-use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use serde::{Deserialize, Serialize};
 
 use super::registry::{Metric, Registry, SeriesId};
@@ -389,8 +389,10 @@ impl From<&Value> for WireValue {
                 total: *total,
             },
             Value::Trend(trend) => {
+                // Deflated: a wide latency histogram shrinks several-fold, which keeps a busy
+                // runner's report far below a ConfigMap's limit (the reader takes both forms).
                 let mut bytes = Vec::new();
-                let _ = V2Serializer::new().serialize(&trend.histogram, &mut bytes);
+                let _ = V2DeflateSerializer::new().serialize(&trend.histogram, &mut bytes);
                 WireValue::Trend {
                     count: trend.count(),
                     sum: trend.sum,
