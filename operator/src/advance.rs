@@ -221,12 +221,28 @@ pub fn advance(test: &LoadTest, current: &LoadTestStatus, observation: &Observat
                 r.message.as_deref().unwrap_or("no reason given")
             )
         });
+    // A runner that stopped on its own (SIGTERM from a drain or eviction) while the run was
+    // meant to go on: part of the load is missing, so the verdict would not be about the test.
+    let stopped_early = (phase != Phase::Aborting)
+        .then(|| {
+            reports
+                .iter()
+                .find(|r| r.state == RunnerState::Finished && r.aborted.is_some())
+        })
+        .flatten()
+        .map(|r| {
+            format!(
+                "runner {} stopped early: {}",
+                r.runner,
+                r.aborted.as_deref().unwrap_or_default()
+            )
+        });
     let fatal = observation
         .faults
         .iter()
         .find(|f| f.severity == Severity::Fatal)
         .map(|f| f.message.clone());
-    if let Some(message) = fatal.or(failed_report) {
+    if let Some(message) = fatal.or(failed_report).or(stopped_early) {
         return finish(
             test,
             status,
@@ -341,9 +357,14 @@ pub fn advance(test: &LoadTest, current: &LoadTestStatus, observation: &Observat
                 &reports,
             );
             let vus = reports.iter().map(|r| r.vus).sum();
+            // The rate of the last point every runner has reported (a later one holds only
+            // the faster runners' requests).
+            let complete = reports.iter().map(|r| r.series.len()).min().unwrap_or(0);
+            let rps = status::recent_rps(&merged.series[..complete.min(merged.series.len())]);
             status.progress = Some(status::progress(
                 &merged,
                 vus,
+                rps,
                 planned_total(test).as_secs_f64(),
             ));
             let mut notice = None;
@@ -486,10 +507,14 @@ fn finish(
         status.progress = Some(status::progress(
             &merged,
             0,
+            status::recent_rps(&merged.series),
             planned_total(test).as_secs_f64(),
         ));
+        status.thresholds = status::threshold_statuses(&merged.thresholds);
+    } else {
+        // Nothing ran: no threshold was evaluated on anything.
+        status.thresholds.clear();
     }
-    status.thresholds = status::threshold_statuses(&merged.thresholds);
     status.result_ref = Some(ResultRef {
         config_map: Names::new(&name).result(),
     });
@@ -880,6 +905,34 @@ mod tests {
             condition(&step.status, CONDITION_COMPLETE).reason,
             reason::ERRORED
         );
+    }
+
+    #[test]
+    fn a_runner_that_stopped_early_errors_the_run_unless_the_fleet_was_aborting() {
+        let test = test();
+        let stopped = RunnerReport {
+            aborted: Some("the runner pod was terminated (SIGTERM)".into()),
+            ..report(1, RunnerState::Finished)
+        };
+        let reports = vec![
+            Some(report(0, RunnerState::Running)),
+            Some(stopped),
+            Some(report(2, RunnerState::Running)),
+        ];
+        let status = running(&test);
+        let step = advance(&test, &status, &observe(at(T0 + 20), reports.clone()));
+        assert_eq!(step.status.phase, Some(Phase::Errored));
+        assert_eq!(
+            step.status.message.as_deref(),
+            Some("runner 1 stopped early: the runner pod was terminated (SIGTERM)")
+        );
+        // While the fleet is aborting, stopping early is what every runner is asked to do.
+        let aborting = LoadTestStatus {
+            phase: Some(Phase::Aborting),
+            ..status
+        };
+        let step = advance(&test, &aborting, &observe(at(T0 + 20), reports));
+        assert_eq!(step.status.phase, Some(Phase::Aborting));
     }
 
     #[test]

@@ -125,16 +125,26 @@ pub fn threshold_statuses(results: &[ThresholdResult]) -> Vec<ThresholdStatus> {
         .collect()
 }
 
-/// Live progress from the merged reports: `vus` is the fleet's active VUs now, `total` the
-/// planned length.
-pub fn progress(summary: &Summary, vus: i64, total_seconds: f64) -> Progress {
+/// Requests per second of the last point of a (merged) series, whatever seconds it covers.
+pub fn recent_rps(series: &[stampede_runner::summary::SecondPoint]) -> f64 {
+    match series {
+        [] => 0.0,
+        [only] => only.requests as f64 / only.t.max(1.0),
+        [.., before, last] => {
+            let span = (last.t - before.t).max(1.0);
+            last.requests as f64 / span
+        }
+    }
+}
+
+/// Live progress from the merged reports: `vus` is the fleet's active VUs now, `rps` the recent
+/// request rate, `total` the planned length.
+pub fn progress(summary: &Summary, vus: i64, rps: f64, total_seconds: f64) -> Progress {
     let metrics = &summary.metrics;
     let failed_rate = fraction(rate(metrics.metric(Metric::HttpReqFailed)));
     let p95 = metrics
         .trend(Metric::HttpReqDuration.name())
         .map_or(0.0, |t| t.percentile(95.0));
-    // The last complete second every runner has reported.
-    let rps = summary.series.last().map_or(0.0, |p| p.requests as f64);
     Progress {
         elapsed_seconds: round(summary.seconds(), 1),
         total_seconds: round(total_seconds, 1),
@@ -267,7 +277,7 @@ mod tests {
 
     #[test]
     fn progress_shows_printable_columns() {
-        let p = progress(&summary(), 7, 30.0);
+        let p = progress(&summary(), 7, recent_rps(&summary().series), 30.0);
         assert_eq!(p.vus, 7);
         assert_eq!(p.rps, 12.0);
         assert_eq!(p.failed, "2.00%");

@@ -20,7 +20,7 @@ use stampede_runner::engine::flow::{Compiler, FlowNames};
 use stampede_runner::engine::{PreparedRun, RunOptions};
 use stampede_runner::metrics::recorder::{HttpFigures, flush_current_thread};
 use stampede_runner::metrics::{Metric, Registry, SampleTags, Shards, Snapshot};
-use stampede_runner::report::{MAX_SERIES_POINTS, RunnerReport, RunnerState, downsample};
+use stampede_runner::report::{RunnerReport, RunnerState, downsample, series_width};
 use stampede_runner::summary::SecondPoint;
 use stampede_runner::thresholds::Thresholds;
 
@@ -451,7 +451,7 @@ fn soak_series(seed: u64) -> Vec<SecondPoint> {
             }
         })
         .collect();
-    downsample(&seconds, MAX_SERIES_POINTS)
+    downsample(&seconds, series_width(SOAK_SECONDS as f64))
 }
 
 /// A field set in `managedFields` form (`f:` keys; lists and scalars atomic), as the API

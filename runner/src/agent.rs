@@ -23,7 +23,7 @@ use stampede_crds::status::Phase;
 use crate::engine::progress::ProgressMode;
 use crate::engine::{LiveView, PreparedRun, RunOptions, build_runtime};
 use crate::report::{
-    MAX_SERIES_POINTS, REPORT_EVERY_SECONDS, REPORT_KEY, RunnerReport, RunnerState, downsample,
+    REPORT_EVERY_SECONDS, REPORT_KEY, RunnerReport, RunnerState, downsample, series_width,
 };
 use crate::schedule::ExecutionSegment;
 
@@ -362,11 +362,13 @@ async fn prepare_and_run(
         started_at: Some(format_time(started_at)),
         ..ready.clone()
     };
+    let width = series_width(prepared.total_duration().as_secs_f64());
     let periodic = tokio::spawn(report_periodically(
         reporter.clone(),
         running.clone(),
         live.clone(),
         start_at,
+        width,
     ));
     eprintln!(
         "runner {}: starting at {} (in {:.1}s)",
@@ -381,7 +383,7 @@ async fn prepare_and_run(
 
     // teardown() runs once per test: on runner 0, after every runner has finished.
     if config.index == 0 && prepared.has_teardown() {
-        let mut interim = live_report(&running, &live);
+        let mut interim = live_report(&running, &live, width);
         interim.elapsed_seconds = scenarios.run_time.as_secs_f64();
         reporter.write(&interim).await?;
         wait_for_others(config_maps, config).await;
@@ -389,7 +391,7 @@ async fn prepare_and_run(
     }
     let outcome = prepared.finish(scenarios).await;
     let summary = outcome.summary;
-    let actual_start = live_report(&running, &live).started_at;
+    let actual_start = live_report(&running, &live, width).started_at;
     let finished = RunnerReport {
         state: RunnerState::Finished,
         started_at: actual_start,
@@ -397,7 +399,7 @@ async fn prepare_and_run(
         vus: 0,
         vus_max: live.vus_max(),
         metrics: Some(summary.metrics),
-        series: downsample(&summary.series, MAX_SERIES_POINTS),
+        series: downsample(&summary.series, width),
         errors: outcome.errors,
         aborted: summary.aborted,
         ..running
@@ -544,7 +546,7 @@ async fn watch_for_stop(
     }
 }
 
-fn live_report(running: &RunnerReport, live: &LiveView) -> RunnerReport {
+fn live_report(running: &RunnerReport, live: &LiveView, width: usize) -> RunnerReport {
     let elapsed = live.elapsed();
     // When the scenarios really started (not when they were told to), so the start spread
     // across runners can be measured.
@@ -562,7 +564,7 @@ fn live_report(running: &RunnerReport, live: &LiveView) -> RunnerReport {
         vus: live.vus(),
         vus_max: live.vus_max(),
         metrics: Some(live.snapshot()),
-        series: downsample(&live.series(), MAX_SERIES_POINTS),
+        series: downsample(&live.series(), width),
         ..running.clone()
     }
 }
@@ -573,12 +575,13 @@ async fn report_periodically(
     running: RunnerReport,
     live: LiveView,
     start_at: tokio::time::Instant,
+    width: usize,
 ) {
     let every = Duration::from_secs(REPORT_EVERY_SECONDS);
     let mut ticker = tokio::time::interval_at(start_at + every, every);
     loop {
         ticker.tick().await;
-        if let Err(error) = reporter.write(&live_report(&running, &live)).await {
+        if let Err(error) = reporter.write(&live_report(&running, &live, width)).await {
             eprintln!("runner {}: {error}", running.runner);
         }
     }

@@ -105,21 +105,32 @@ impl RunnerReport {
     }
 }
 
-/// Keeps a series within `max` points by merging adjacent pairs until it fits: counts add,
-/// VUs and percentiles keep the larger value (an upper bound), time is the later end.
-pub fn downsample(series: &[SecondPoint], max: usize) -> Vec<SecondPoint> {
-    let mut points = series.to_vec();
-    while points.len() > max.max(1) {
-        points = points
-            .chunks(2)
-            .map(|pair| match pair {
-                [a, b] => merge_point(a, b),
-                [a] => a.clone(),
-                _ => SecondPoint::default(),
-            })
-            .collect();
-    }
-    points
+/// How many seconds one point of a report's series covers for a test planned to last
+/// `planned_seconds`: 1, or the power of two that keeps the series within
+/// [`MAX_SERIES_POINTS`] (with room for graceful stops). Every runner of a run has the same
+/// plan, so their points cover the same seconds and merge point by point.
+pub fn series_width(planned_seconds: f64) -> usize {
+    let seconds = planned_seconds.max(0.0).ceil() as usize + 120;
+    seconds
+        .div_ceil(MAX_SERIES_POINTS)
+        .next_power_of_two()
+        .max(1)
+}
+
+/// Merges each run of `width` consecutive seconds into one point: counts add, VUs and
+/// percentiles keep the larger value (an upper bound), time is the later end.
+pub fn downsample(series: &[SecondPoint], width: usize) -> Vec<SecondPoint> {
+    series
+        .chunks(width.max(1))
+        .map(|chunk| {
+            chunk
+                .iter()
+                .skip(1)
+                .fold(chunk[0].clone(), |merged, point| {
+                    merge_point(&merged, point)
+                })
+        })
+        .collect()
 }
 
 fn merge_point(a: &SecondPoint, b: &SecondPoint) -> SecondPoint {
@@ -305,11 +316,19 @@ mod tests {
                 ..SecondPoint::default()
             })
             .collect();
-        let small = downsample(&series, MAX_SERIES_POINTS);
+        let width = series_width(1000.0);
+        assert_eq!(width, 4);
+        let small = downsample(&series, width);
         assert!(small.len() <= MAX_SERIES_POINTS);
+        assert_eq!(small.len(), 250);
         assert_eq!(small.iter().map(|p| p.requests).sum::<u64>(), 1000);
         assert_eq!(small.last().map(|p| p.t), Some(1000.0));
+        assert_eq!(small[0].t, 4.0);
         assert!(small.iter().all(|p| p.p95_ms <= 6.0));
-        assert_eq!(downsample(&series[..10], MAX_SERIES_POINTS).len(), 10);
+        // Runners whose series differ by a point still cover the same seconds per point.
+        assert_eq!(downsample(&series[..401], width)[99].t, small[99].t);
+        assert_eq!(series_width(30.0), 1);
+        assert_eq!(series_width(3600.0), 16);
+        assert!(3720usize.div_ceil(series_width(3600.0)) <= MAX_SERIES_POINTS);
     }
 }

@@ -369,6 +369,11 @@ impl PreparedRun {
         self.plan.regular_duration()
     }
 
+    /// The planned length with graceful stops: when the test is over at the latest.
+    pub fn total_duration(&self) -> Duration {
+        self.plan.total_duration()
+    }
+
     /// Cancelling this token stops the scenarios gracefully (abort from outside).
     pub fn stop_token(&self) -> CancellationToken {
         self.stop.clone()

@@ -352,7 +352,7 @@ pub enum WireValue {
         /// All samples.
         total: u64,
     },
-    /// A trend: exact sum/min/max and the HdrHistogram of microseconds (V2 format, base64).
+    /// A trend: exact sum/min/max and the HdrHistogram of microseconds (V2, deflated, base64).
     Trend {
         /// Number of values.
         count: u64,
@@ -364,7 +364,7 @@ pub enum WireValue {
         /// Max, ms.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max: Option<f64>,
-        /// Base64 of the V2-serialized histogram.
+        /// Base64 of the V2-serialized (deflated) histogram.
         hdr: String,
     },
 }
