@@ -210,7 +210,8 @@ pub fn advance(test: &LoadTest, current: &LoadTestStatus, observation: &Observat
     status.runners = Some(counts(desired, observation));
     let reports: Vec<&RunnerReport> = observation.reports.iter().flatten().collect();
 
-    // A runner that failed ends the run, whatever the phase.
+    // A runner that failed ends the run, whatever the phase. Its own report says why better
+    // than its pod's exit code does, so it comes first.
     let failed_report = reports
         .iter()
         .find(|r| r.state == RunnerState::Failed)
@@ -242,7 +243,7 @@ pub fn advance(test: &LoadTest, current: &LoadTestStatus, observation: &Observat
         .iter()
         .find(|f| f.severity == Severity::Fatal)
         .map(|f| f.message.clone());
-    if let Some(message) = fatal.or(failed_report).or(stopped_early) {
+    if let Some(message) = failed_report.or(fatal).or(stopped_early) {
         return finish(
             test,
             status,

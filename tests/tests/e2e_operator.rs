@@ -841,3 +841,24 @@ async fn deleting_a_loadtest_stops_its_runners_and_a_ttl_deletes_a_finished_one(
         })
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_that_cannot_prepare_errors_the_run_with_its_own_reason() {
+    let Some(world) = World::start("prepare", 60).await else {
+        return;
+    };
+    let mut spec = steady(1, "5s", 2, json!({}));
+    spec["data"] =
+        json!({"users": {"configMapRef": {"name": "no-such-users", "key": "users.csv"}}});
+    spec["flows"]["browse"][0]["request"]["url"] = json!("/get?user=${data.users.username}");
+    world.apply("prepare", spec);
+    world.kubectl_wait_complete("prepare", "60s");
+    let status = world.get("prepare").await.status.unwrap();
+    assert_eq!(phase(&status), Phase::Errored, "{status:?}");
+    let message = status.message.clone().unwrap_or_default();
+    assert!(
+        message.contains("spec.data.users.configMapRef") && message.contains("no-such-users"),
+        "{message}"
+    );
+    assert!(status.thresholds.is_empty());
+}
