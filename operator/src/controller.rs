@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -110,34 +110,65 @@ impl Context {
     }
 }
 
-/// Runs the controller until `shutdown` resolves: over LoadTests in `namespace` (all when
-/// None), owning Jobs (a Job's change wakes its LoadTest).
+/// Runs the controller until `shutdown` resolves: over LoadTests in each of `namespaces` (every
+/// namespace when empty), owning Jobs (a Job's change wakes its LoadTest). A namespaced install
+/// has Roles only in its namespaces, so it runs one watch per namespace.
 pub async fn run(
     context: Arc<Context>,
-    namespace: Option<String>,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    namespaces: &[String],
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    let client = context.client.clone();
-    let (tests, jobs): (Api<LoadTest>, Api<Job>) = match &namespace {
-        Some(ns) => (
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client, ns),
-        ),
-        None => (Api::all(client.clone()), Api::all(client)),
+    let shutdown = shutdown.shared();
+    let scopes: Vec<Option<&str>> = if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.iter().map(|ns| Some(ns.as_str())).collect()
     };
-    let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=stampede-operator");
-    let telemetry = context.telemetry.clone();
-    let controller = Controller::new(tests, watcher::Config::default()).owns(jobs, owned);
-    let store = controller.store();
-    let gauges = telemetry.clone();
-    // Tests by phase, from the controller's own cache (no extra API calls).
+    let mut stores = Vec::new();
+    let mut controllers = Vec::new();
+    for scope in scopes {
+        let client = context.client.clone();
+        let (tests, jobs): (Api<LoadTest>, Api<Job>) = match scope {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client, ns),
+            ),
+            None => (Api::all(client.clone()), Api::all(client)),
+        };
+        let owned =
+            watcher::Config::default().labels("app.kubernetes.io/managed-by=stampede-operator");
+        let controller = Controller::new(tests, watcher::Config::default()).owns(jobs, owned);
+        stores.push(controller.store());
+        let telemetry = context.telemetry.clone();
+        controllers.push(
+            controller
+                .graceful_shutdown_on(shutdown.clone())
+                .run(reconcile, error_policy, Arc::clone(&context))
+                .for_each(move |result| {
+                    let telemetry = telemetry.clone();
+                    async move {
+                        match result {
+                            Ok((object, _)) => {
+                                tracing::debug!(loadtest = %object.name, namespace = ?object.namespace, "reconciled");
+                            }
+                            Err(error) => {
+                                telemetry.reconcile_error("controller");
+                                tracing::warn!(%error, "reconcile failed");
+                            }
+                        }
+                    }
+                }),
+        );
+    }
+    let gauges = context.telemetry.clone();
+    // Tests by phase, from the controllers' own caches (no extra API calls).
     let phases = tokio::spawn(async move {
         let mut ticker = tokio::time::interval(Duration::from_secs(5));
         loop {
             ticker.tick().await;
             let mut counts: BTreeMap<String, i64> =
                 ALL_PHASES.iter().map(|p| (format!("{p:?}"), 0)).collect();
-            for test in store.state() {
+            for test in stores.iter().flat_map(|store| store.state()) {
                 let phase = test
                     .status
                     .as_ref()
@@ -149,24 +180,7 @@ pub async fn run(
             gauges.set_phases(&pairs);
         }
     });
-    controller
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, context)
-        .for_each(|result| {
-            let telemetry = telemetry.clone();
-            async move {
-                match result {
-                    Ok((object, _)) => {
-                        tracing::debug!(loadtest = %object.name, namespace = ?object.namespace, "reconciled");
-                    }
-                    Err(error) => {
-                        telemetry.reconcile_error("controller");
-                        tracing::warn!(%error, "reconcile failed");
-                    }
-                }
-            }
-        })
-        .await;
+    futures::future::join_all(controllers).await;
     phases.abort();
 }
 

@@ -23,9 +23,9 @@ enum LogFormat {
 #[derive(Debug, Parser)]
 #[command(name = "stampede-operator", version)]
 struct Args {
-    /// Watch LoadTests in this namespace only (default: every namespace).
-    #[arg(long, env = "STAMPEDE_WATCH_NAMESPACE")]
-    namespace: Option<String>,
+    /// Watch LoadTests in these namespaces only, comma-separated (default: every namespace).
+    #[arg(long, env = "STAMPEDE_WATCH_NAMESPACE", value_delimiter = ',')]
+    namespace: Vec<String>,
     /// Runner image for LoadTests that do not set spec.runners.image.
     #[arg(long, env = "STAMPEDE_RUNNER_IMAGE")]
     runner_image: Option<String>,
@@ -146,7 +146,7 @@ async fn operate(args: Args) -> ExitCode {
             .lease_namespace
             .clone()
             .or_else(|| std::env::var("POD_NAMESPACE").ok())
-            .or_else(|| args.namespace.clone())
+            .or_else(|| args.namespace.first().cloned())
             .unwrap_or_else(|| "default".into());
         let identity = std::env::var("POD_NAME")
             .ok()
@@ -166,7 +166,12 @@ async fn operate(args: Args) -> ExitCode {
         lease_config = Some(config);
     }
     telemetry.set_ready(true);
-    tracing::info!(namespace = args.namespace.as_deref().unwrap_or("<all>"), image = %policy.runner_image,
+    let watched = if args.namespace.is_empty() {
+        "<all>".to_string()
+    } else {
+        args.namespace.join(",")
+    };
+    tracing::info!(namespaces = %watched, image = %policy.runner_image,
         max_runners = policy.max_runners, max_vus_per_test = policy.max_vus_per_test, "starting the controller");
     let context = Arc::new(Context::new(client.clone(), policy, telemetry));
     let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
@@ -176,7 +181,13 @@ async fn operate(args: Args) -> ExitCode {
             _ = lost_rx => {}
         }
     };
-    let controller = controller::run(context, args.namespace.clone(), stop);
+    let namespaces: Vec<String> = args
+        .namespace
+        .iter()
+        .map(|ns| ns.trim().to_string())
+        .filter(|ns| !ns.is_empty())
+        .collect();
+    let controller = controller::run(context, &namespaces, stop);
     let code = match leadership.as_mut() {
         Some(elected) => {
             tokio::pin!(controller);
