@@ -173,7 +173,19 @@ pub async fn follow(
             let event = match events.try_next().await {
                 Ok(Some(event)) => event,
                 Ok(None) => return exit::FAILURE,
-                // The watcher retries on its own after errors; report and go on.
+                // Missing rights never come back by retrying: fail fast, naming them.
+                Err(
+                    watcher::Error::InitialListFailed(kube::Error::Api(status))
+                    | watcher::Error::WatchStartFailed(kube::Error::Api(status)),
+                ) if status.code == 401 || status.code == 403 => {
+                    let _ = writeln!(
+                        out,
+                        "cannot watch loadtest \"{name}\": {} — `stampede wait` needs get, list and watch on loadtests.stampede.dev",
+                        status.message
+                    );
+                    return exit::FAILURE;
+                }
+                // The watcher retries on its own after other errors; report and go on.
                 Err(error) => {
                     let _ = writeln!(out, "watch error (retrying): {error}");
                     tokio::time::sleep(Duration::from_secs(1)).await;
