@@ -10,6 +10,7 @@ pub struct OperatorProcess {
     child: Option<Child>,
     kubeconfig: PathBuf,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     log: PathBuf,
 }
 
@@ -40,10 +41,22 @@ impl OperatorProcess {
         .map(|s| s.to_string())
         .collect();
         args.extend(extra.iter().map(|s| s.to_string()));
+        OperatorProcess::start_with(kubeconfig, args, Vec::new(), log)
+    }
+
+    /// Starts the operator with exactly these arguments and environment (e.g. a Deployment's,
+    /// as a chart renders it), authenticating with `kubeconfig`.
+    pub fn start_with(
+        kubeconfig: &Path,
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+        log: &Path,
+    ) -> OperatorProcess {
         let mut operator = OperatorProcess {
             child: None,
             kubeconfig: kubeconfig.to_path_buf(),
             args,
+            env,
             log: log.to_path_buf(),
         };
         operator.spawn();
@@ -60,6 +73,7 @@ impl OperatorProcess {
             .args(&self.args)
             .env("KUBECONFIG", &self.kubeconfig)
             .env("RUST_LOG", "info,kube=warn")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log)

@@ -1,0 +1,203 @@
+//! The chart's operator, end to end: the chart is rendered by Helm's engine, its CRD,
+//! ServiceAccount and RBAC are applied to the API server stand-in with `kubectl`, and the real
+//! `stampede-operator` runs with the rendered Deployment's arguments and environment,
+//! authenticated as the chart's ServiceAccount — so an API call the chart does not grant fails
+//! here as it would in a cluster. It must run a LoadTest to completion in both RBAC modes.
+
+use serde_json::{Value, json};
+use stampede_crds::LoadTest;
+use stampede_crds::status::Phase;
+use stampede_tests::chart::render_chart;
+use stampede_tests::cluster::Cluster;
+use stampede_tests::kubelet::identity::pod_kubeconfig;
+use stampede_tests::operator::OperatorProcess;
+
+const RELEASE_NAMESPACE: &str = "stampede-system";
+
+fn kind(object: &Value) -> &str {
+    object["kind"].as_str().unwrap_or_default()
+}
+
+/// The operator container's arguments and environment from the rendered Deployment, with the
+/// downward-API values a kubelet would fill in and the metrics port moved to a free one.
+fn operator_command(documents: &[Value]) -> (Vec<String>, Vec<(String, String)>) {
+    let deployment = documents
+        .iter()
+        .find(|d| {
+            kind(d) == "Deployment"
+                && d["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| !n.contains("demo"))
+        })
+        .expect("the operator Deployment");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["command"], json!(["stampede-operator"]));
+    let args = container["args"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut env = Vec::new();
+    for var in container["env"].as_array().cloned().unwrap_or_default() {
+        let name = var["name"].as_str().unwrap_or_default().to_string();
+        let value = match (
+            &var["value"],
+            var["valueFrom"]["fieldRef"]["fieldPath"].as_str(),
+        ) {
+            (Value::String(value), _) => value.clone(),
+            (_, Some("metadata.name")) => "stampede-operator-0".to_string(),
+            (_, Some("metadata.namespace")) => RELEASE_NAMESPACE.to_string(),
+            (other, path) => panic!("env {name}: unexpected source {other} {path:?}"),
+        };
+        let value = if name == "STAMPEDE_METRICS_ADDR" {
+            "127.0.0.1:0".to_string()
+        } else {
+            value
+        };
+        env.push((name, value));
+    }
+    (args, env)
+}
+
+async fn run_with_chart(mode: &str) {
+    let mut cluster = Cluster::start().await;
+    if cluster.is_real() {
+        eprintln!(
+            "skipped on a real cluster: runner pods cannot reach the test's loopback demo server"
+        );
+        return;
+    }
+    cluster.kubectl_ok(&["create", "namespace", RELEASE_NAMESPACE]);
+    let namespace = cluster.namespace("chart").await;
+    let watch = format!("watchNamespaces={{{namespace}}}");
+    let mut args = vec!["--mode", mode, "--namespace", RELEASE_NAMESPACE];
+    if mode == "namespaced" {
+        args.extend(["--set", &watch]);
+    }
+    let documents: Vec<Value> = render_chart(&args)
+        .iter()
+        .map(|d| serde_json::to_value(d).unwrap())
+        .collect();
+    // The CRD, the operator's identity and its RBAC — what `helm install` would create.
+    let wanted = [
+        "CustomResourceDefinition",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("chart.yaml");
+    let text: String = documents
+        .iter()
+        .filter(|d| wanted.contains(&kind(d)))
+        .map(|d| format!("---\n{}", serde_yaml_ng::to_string(d).unwrap()))
+        .collect();
+    std::fs::write(&manifest, text).unwrap();
+    cluster.kubectl_ok(&["apply", "-f", manifest.to_str().unwrap()]);
+    cluster.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/loadtests.stampede.dev",
+        "--timeout=30s",
+    ]);
+    cluster.start_kubelet().await;
+
+    let account = documents
+        .iter()
+        .find(|d| kind(d) == "ServiceAccount")
+        .and_then(|d| d["metadata"]["name"].as_str())
+        .expect("the chart's ServiceAccount")
+        .to_string();
+    let token = stampede_tests::apiserver::service_account_token(RELEASE_NAMESPACE, &account);
+    let kubeconfig = pod_kubeconfig(
+        &cluster.kubeconfig(),
+        dir.path(),
+        RELEASE_NAMESPACE,
+        "operator",
+        Some(&token),
+    )
+    .unwrap();
+    let (args, env) = operator_command(&documents);
+    if mode == "namespaced" {
+        assert!(
+            env.contains(&("STAMPEDE_WATCH_NAMESPACE".to_string(), namespace.clone())),
+            "{env:?}"
+        );
+    }
+    let operator =
+        OperatorProcess::start_with(&kubeconfig, args, env, &dir.path().join("operator.log"));
+
+    let server = stampede_runner::demo::DemoServer::start(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        stampede_runner::demo::DemoConfig::default(),
+    )
+    .await
+    .unwrap();
+    let test = json!({
+        "apiVersion": "stampede.dev/v1alpha1", "kind": "LoadTest",
+        "metadata": {"name": "smoke", "namespace": namespace},
+        "spec": {
+            "defaults": {"baseUrl": server.base_url()},
+            "vus": 2, "duration": "2s",
+            "flows": {"default": [{"name": "product", "request": {"url": "/v1/products/1"},
+                                   "checks": {"ok": "status == 200"}}]},
+            "thresholds": {"checks": ["rate==1"]},
+            "runners": {"count": 2},
+        }
+    });
+    let file = dir.path().join("smoke.json");
+    std::fs::write(&file, test.to_string()).unwrap();
+    cluster.kubectl_ok(&["apply", "-f", file.to_str().unwrap()]);
+    let kubeconfig_admin = cluster.kubeconfig();
+    let namespace_for_wait = namespace.clone();
+    // kubectl blocks; the demo server lives on this runtime, so wait on a blocking thread.
+    let waited = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("kubectl")
+            .args([
+                "wait",
+                "-n",
+                &namespace_for_wait,
+                "--for=condition=Complete",
+                "lt/smoke",
+                "--timeout=90s",
+            ])
+            .env("KUBECONFIG", kubeconfig_admin)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let log = operator.log();
+    assert!(
+        waited.status.success(),
+        "kubectl wait: {}\noperator log:\n{log}",
+        String::from_utf8_lossy(&waited.stderr)
+    );
+    let tests: kube::Api<LoadTest> = kube::Api::namespaced(cluster.client().await, &namespace);
+    let status = tests.get("smoke").await.unwrap().status.unwrap();
+    assert_eq!(status.phase, Some(Phase::Succeeded), "{status:?}\n{log}");
+    assert_eq!(status.summary.as_ref().unwrap().checks.fails, 0);
+    // Nothing the operator did was refused by the chart's RBAC.
+    for refused in ["forbidden", "Forbidden", "403"] {
+        assert!(
+            !log.contains(refused),
+            "the chart's RBAC refused a call:\n{log}"
+        );
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_runs_a_loadtest_with_the_charts_cluster_rbac_arguments_and_environment() {
+    run_with_chart("cluster").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_runs_a_loadtest_with_the_charts_namespaced_rbac() {
+    run_with_chart("namespaced").await;
+}
