@@ -2,6 +2,8 @@
 //! `stampede` binary cargo built.
 
 pub mod apiserver;
+pub mod argocd;
+pub mod chart;
 pub mod cluster;
 pub mod kubelet;
 pub mod operator;

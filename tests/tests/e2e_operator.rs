@@ -211,6 +211,13 @@ fn condition<'a>(status: &'a LoadTestStatus, kind: &str) -> (&'a str, &'a str, &
     (c.status.as_str(), c.reason.as_str(), c.message.as_str())
 }
 
+/// The Argo CD health (status, message) of the LoadTest as the cluster has it now, from the
+/// Lua health check in examples/gitops/argocd run by lua5.4.
+async fn health(world: &World, name: &str) -> (String, String) {
+    let test = world.get(name).await;
+    stampede_tests::argocd::argocd_health(&serde_json::to_value(&test).unwrap())
+}
+
 fn report_of(map: Option<&ConfigMap>) -> Option<RunnerReport> {
     let text = map?.data.as_ref()?.get(REPORT_KEY)?;
     RunnerReport::from_json(text).ok()
@@ -288,6 +295,7 @@ async fn a_three_runner_spike_starts_together_and_merges_exactly() {
     assert_eq!(phase(&status), Phase::Succeeded, "{status:?}");
     assert_eq!(condition(&status, "Passed").0, "True");
     assert_eq!(status.runners.as_ref().unwrap().desired, 3);
+    assert_eq!(health(&world, "spike").await.0, "Healthy");
 
     let reports = world.reports("spike", 1, 3).await;
     assert!(reports.iter().all(|r| r.state == RunnerState::Finished));
@@ -391,6 +399,9 @@ async fn a_failing_threshold_fails_the_run_and_stampede_wait_exits_99() {
     assert_eq!(phase(&status), Phase::Failed);
     let (passed, reason, message) = condition(&status, "Passed");
     assert_eq!((passed, reason), ("False", "ThresholdsFailed"));
+    let (health_status, health_message) = health(&world, "failing").await;
+    assert_eq!(health_status, "Degraded");
+    assert!(health_message.contains("p(95)"), "{health_message}");
     assert!(message.starts_with("http_req_duration p(95)="), "{message}");
     assert!(message.ends_with("want <0.001"), "{message}");
     let failed: Vec<_> = status.thresholds.iter().filter(|t| !t.ok).collect();
@@ -424,6 +435,7 @@ async fn an_invalid_spec_is_invalid_and_creates_nothing() {
     world.kubectl_wait_complete("invalid", "60s");
     let status = world.get("invalid").await.status.unwrap();
     assert_eq!(phase(&status), Phase::Invalid);
+    assert_eq!(health(&world, "invalid").await.0, "Degraded");
     let (complete, reason, message) = condition(&status, "Complete");
     assert_eq!((complete, reason), ("True", "Invalid"));
     assert!(message.contains("spec.scenarios.steady.flow"), "{message}");
@@ -464,6 +476,7 @@ async fn a_killed_runner_errors_the_run_with_the_reason() {
         })
         .expect("runner 1's pod");
     let name = victim.metadata.name.unwrap();
+    assert_eq!(health(&world, "killed").await.0, "Progressing");
     let kubelet = world.cluster.kubelet().expect("the process kubelet");
     assert!(kubelet.faults().kill_pod(&world.namespace, &name));
     let status = world
@@ -478,6 +491,7 @@ async fn a_killed_runner_errors_the_run_with_the_reason() {
         "{message}"
     );
     assert_eq!(condition(&status, "Passed").1, "Errored");
+    assert_eq!(health(&world, "killed").await.0, "Degraded");
     // The other runner stops too instead of loading on for 40 s.
     let maps: Api<ConfigMap> = Api::namespaced(world.cluster.client().await, &world.namespace);
     let finished = await_condition(maps, "killed-run1-report-0", |m: Option<&ConfigMap>| {
