@@ -211,7 +211,7 @@ pub fn job(run: Run<'_>) -> Result<Job, BuildError> {
         "args": ["agent"],
         "env": env,
     });
-    if let Some(resources) = runners.and_then(|r| r.resources.as_ref()) {
+    if let Some(resources) = &run.plan.resources {
         container["resources"] = serde_json::to_value(resources).unwrap_or(Value::Null);
     }
     let mut pod_spec = json!({

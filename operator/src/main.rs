@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, ValueEnum};
+use k8s_openapi::api::core::v1::ResourceRequirements;
 use stampede_operator::controller::{self, Context};
 use stampede_operator::lease::{self, LeaseConfig};
 use stampede_operator::policy::Policy;
@@ -41,6 +42,10 @@ struct Args {
     /// Seconds the runners have to become Ready before the run is Errored.
     #[arg(long, env = "STAMPEDE_START_DEADLINE_SECONDS", default_value_t = Policy::default().start_deadline_seconds)]
     start_deadline_seconds: u64,
+    /// Runner container resources for LoadTests that do not set spec.runners.resources, as
+    /// JSON of a Kubernetes ResourceRequirements, e.g. '{"requests":{"cpu":"1","memory":"256Mi"}}'.
+    #[arg(long, env = "STAMPEDE_RUNNER_RESOURCES", value_parser = parse_resources)]
+    runner_resources: Option<ResourceRequirements>,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "STAMPEDE_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     metrics_addr: SocketAddr,
@@ -71,8 +76,17 @@ impl Args {
                 .filter(|i| !i.is_empty())
                 .unwrap_or(defaults.runner_image),
             start_deadline_seconds: self.start_deadline_seconds,
+            default_runner_resources: self.runner_resources.clone(),
         }
     }
+}
+
+fn parse_resources(text: &str) -> Result<ResourceRequirements, String> {
+    serde_json::from_str(text).map_err(|error| {
+        format!(
+            "{error}: write a ResourceRequirements as JSON, e.g. {{\"requests\":{{\"cpu\":\"1\",\"memory\":\"256Mi\"}}}}"
+        )
+    })
 }
 
 fn init_logs(format: LogFormat) {

@@ -1,6 +1,7 @@
 //! Sizing a run: the shared validation, the peak VUs over the whole schedule, the runner count
 //! and each runner's execution segment, checked against the operator's policy. Pure.
 
+use k8s_openapi::api::core::v1::ResourceRequirements;
 use stampede_crds::LoadTest;
 use stampede_crds::validate::effective_scenarios;
 use stampede_runner::schedule::{ExecutionSegment, TestPlan};
@@ -18,6 +19,8 @@ pub struct RunPlan {
     pub segments: Vec<String>,
     /// The runner image.
     pub image: String,
+    /// The runner container's resources: the spec's, else the operator's default.
+    pub resources: Option<ResourceRequirements>,
 }
 
 /// Why a LoadTest cannot run; every message names the field and the fix.
@@ -121,11 +124,15 @@ pub fn plan(test: &LoadTest, policy: &Policy) -> Result<RunPlan, PlanError> {
         .and_then(|r| r.image.clone())
         .filter(|image| !image.is_empty())
         .unwrap_or_else(|| policy.runner_image.clone());
+    let resources = runner_spec
+        .and_then(|r| r.resources.clone())
+        .or_else(|| policy.default_runner_resources.clone());
     Ok(RunPlan {
         peak_vus,
         runners,
         segments,
         image,
+        resources,
     })
 }
 
@@ -176,6 +183,29 @@ mod tests {
         )
         .unwrap();
         assert_eq!(imaged.image, "registry.local/stampede:dev");
+        assert_eq!(imaged.resources, None);
+        let limited: ResourceRequirements =
+            serde_json::from_value(serde_json::json!({"limits": {"memory": "512Mi"}})).unwrap();
+        let with_default = Policy {
+            default_runner_resources: Some(limited.clone()),
+            ..Policy::default()
+        };
+        assert_eq!(
+            plan(&spike(serde_json::json!({})), &with_default)
+                .unwrap()
+                .resources,
+            Some(limited)
+        );
+        let own = plan(
+            &spike(serde_json::json!({"resources": {"requests": {"cpu": "2"}}})),
+            &with_default,
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_value(own.resources).unwrap(),
+            serde_json::json!({"requests": {"cpu": "2"}}),
+            "the spec's resources win over the operator's default"
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! What the cluster admin allows one LoadTest (operator flags / environment) and the defaults
 //! a LoadTest does not set.
 
+use k8s_openapi::api::core::v1::ResourceRequirements;
+
 /// Operator-level limits and defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
@@ -14,6 +16,8 @@ pub struct Policy {
     pub runner_image: String,
     /// Seconds the runners have to report Ready before the run is Errored.
     pub start_deadline_seconds: u64,
+    /// Runner container resources when `spec.runners.resources` is unset.
+    pub default_runner_resources: Option<ResourceRequirements>,
 }
 
 impl Default for Policy {
@@ -27,6 +31,7 @@ impl Default for Policy {
                 env!("CARGO_PKG_VERSION")
             ),
             start_deadline_seconds: 300,
+            default_runner_resources: None,
         }
     }
 }

@@ -6,6 +6,7 @@ Needs: python3 -m pip install helm-python-sdk==0.2.2
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import unittest
@@ -326,7 +327,8 @@ class Deployment(unittest.TestCase):
     def test_values_reach_the_env_and_args(self) -> None:
         objs = objects({
             "image": {"repository": "registry.example/stampede", "tag": "1.2.3"},
-            "runner": {"image": {"repository": "registry.example/runner", "tag": "9"}},
+            "runner": {"image": {"repository": "registry.example/runner", "tag": "9"},
+                       "resources": {"limits": {"memory": "2Gi"}}},
             "caps": {"maxRunners": 7, "maxVUsPerTest": 2500000, "defaultMaxVUsPerRunner": 321,
                      "startDeadlineSeconds": 45},
             "metrics": {"port": 9090},
@@ -348,6 +350,7 @@ class Deployment(unittest.TestCase):
         self.assertEqual(container["args"], ["--lease-name", "x"])
         env = env_of(container)
         self.assertEqual(env["STAMPEDE_RUNNER_IMAGE"], "registry.example/runner:9")
+        self.assertEqual(json.loads(env["STAMPEDE_RUNNER_RESOURCES"]), {"limits": {"memory": "2Gi"}})
         self.assertEqual(env["STAMPEDE_MAX_RUNNERS"], "7")
         self.assertEqual(env["STAMPEDE_MAX_VUS_PER_TEST"], "2500000")
         self.assertEqual(env["STAMPEDE_DEFAULT_MAX_VUS_PER_RUNNER"], "321")

@@ -73,7 +73,14 @@ async fn run_with_chart(mode: &str) {
     cluster.kubectl_ok(&["create", "namespace", RELEASE_NAMESPACE]);
     let namespace = cluster.namespace("chart").await;
     let watch = format!("watchNamespaces={{{namespace}}}");
-    let mut args = vec!["--mode", mode, "--namespace", RELEASE_NAMESPACE];
+    let mut args = vec![
+        "--mode",
+        mode,
+        "--namespace",
+        RELEASE_NAMESPACE,
+        "--set",
+        "runner.resources.limits.memory=512Mi",
+    ];
     if mode == "namespaced" {
         args.extend(["--set", &watch]);
     }
@@ -148,6 +155,7 @@ async fn run_with_chart(mode: &str) {
                                    "checks": {"ok": "status == 200"}}]},
             "thresholds": {"checks": ["rate==1"]},
             "runners": {"count": 2},
+            "cleanup": "none",
         }
     });
     let file = dir.path().join("smoke.json");
@@ -182,6 +190,15 @@ async fn run_with_chart(mode: &str) {
     let status = tests.get("smoke").await.unwrap().status.unwrap();
     assert_eq!(status.phase, Some(Phase::Succeeded), "{status:?}\n{log}");
     assert_eq!(status.summary.as_ref().unwrap().checks.fails, 0);
+    // The chart's default runner resources reached the runner Job.
+    let jobs: kube::Api<k8s_openapi::api::batch::v1::Job> =
+        kube::Api::namespaced(cluster.client().await, &namespace);
+    let job = jobs.get("smoke-run1").await.unwrap();
+    let container = &job.spec.unwrap().template.spec.unwrap().containers[0];
+    assert_eq!(
+        serde_json::to_value(&container.resources).unwrap(),
+        json!({"limits": {"memory": "512Mi"}})
+    );
     // Nothing the operator did was refused by the chart's RBAC.
     for refused in ["forbidden", "Forbidden", "403"] {
         assert!(
