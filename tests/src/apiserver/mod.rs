@@ -99,6 +99,7 @@ impl ApiServer {
             address: address.to_string(),
             log_dir: Mutex::new(None),
             bookmark_interval: settings.bookmark_interval,
+            audit: Mutex::new(Vec::new()),
         });
         let dir = tempfile::tempdir()?;
         write_kubeconfig(&dir.path().join("kubeconfig"), address)?;
@@ -163,6 +164,15 @@ impl ApiServer {
     /// resourceVersions get 410 Gone.
     pub fn compact(&self) {
         self.shared.lock().compact();
+    }
+
+    /// The resource requests `user` made so far, in order, with RBAC's decision.
+    pub fn audit(&self, user: &str) -> Vec<routes::AuditEntry> {
+        self.shared
+            .audit
+            .lock()
+            .map(|audit| audit.iter().filter(|e| e.user == user).cloned().collect())
+            .unwrap_or_default()
     }
 
     /// The current resourceVersion.

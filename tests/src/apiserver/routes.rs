@@ -39,6 +39,20 @@ pub struct Shared {
     pub log_dir: Mutex<Option<std::path::PathBuf>>,
     /// Interval of watch bookmarks.
     pub bookmark_interval: Duration,
+    /// Every resource request's user and authorizer attributes, with the decision (an audit
+    /// log: which API calls a component really makes).
+    pub audit: Mutex<Vec<AuditEntry>>,
+}
+
+/// One audited request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// The authenticated user's name (`system:serviceaccount:<ns>:<name>` for a token).
+    pub user: String,
+    /// What the request did.
+    pub attributes: crate::apiserver::rbac::Attributes,
+    /// Whether RBAC allowed it.
+    pub allowed: bool,
 }
 
 impl Shared {
@@ -223,7 +237,15 @@ fn route(shared: &Shared, request: &ParsedRequest) -> Result<Reply, ApiError> {
         matches!(request.param("watch"), Some("true" | "1")),
         request.param("fieldSelector").unwrap_or(""),
     );
-    auth::authorize(&store, &user, &attributes)?;
+    let decision = auth::authorize(&store, &user, &attributes);
+    if let Ok(mut audit) = shared.audit.lock() {
+        audit.push(AuditEntry {
+            user: user.name.clone(),
+            attributes: attributes.clone(),
+            allowed: decision.is_ok(),
+        });
+    }
+    decision?;
     if target.resource.group == "authorization.k8s.io"
         && target.resource.plural == "selfsubjectaccessreviews"
     {
