@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, Patch, PatchParams};
@@ -536,7 +536,11 @@ async fn watch_for_stop(
         .default_backoff()
         .touched_objects();
     futures::pin_mut!(stream);
-    while let Ok(Some(test)) = stream.try_next().await {
+    // The watcher backs off and retries after an error; keep listening through them.
+    while let Some(event) = stream.next().await {
+        let Ok(test) = event else {
+            continue;
+        };
         if let Some(reason) = stop_reason(&test, config.run) {
             eprintln!("runner {}: stopping: {reason}", config.index);
             reasons.set(reason);
