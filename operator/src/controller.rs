@@ -214,7 +214,29 @@ pub async fn reconcile(
     result
 }
 
-async fn reconcile_inner(test: &LoadTest, context: &Context) -> Result<Action, ReconcileError> {
+async fn reconcile_inner(cached: &LoadTest, context: &Context) -> Result<Action, ReconcileError> {
+    // A new spec starts a run (and aborts the old one): decide that on the object as the API
+    // has it now, not on a cache that may not show our own last status write yet.
+    let fresh;
+    let test = if needs_new_run(cached) {
+        let tests: Api<LoadTest> = Api::namespaced(
+            context.client.clone(),
+            &cached.namespace().unwrap_or_default(),
+        );
+        match tests
+            .get_opt(&cached.name_any())
+            .await
+            .map_err(api_error("reading the LoadTest"))?
+        {
+            Some(object) => {
+                fresh = object;
+                &fresh
+            }
+            None => return Ok(Action::await_change()),
+        }
+    } else {
+        cached
+    };
     let namespace = test
         .namespace()
         .ok_or(ReconcileError::Metadata("namespace"))?;
@@ -234,8 +256,7 @@ async fn reconcile_inner(test: &LoadTest, context: &Context) -> Result<Action, R
     };
     let status = test.status.clone().unwrap_or_default();
     let now = Timestamp::now();
-    let generation = test.metadata.generation;
-    let is_new_spec = status.phase.is_none() || status.observed_generation != generation;
+    let is_new_spec = needs_new_run(test);
 
     if is_new_spec {
         if status.run.is_some() {
@@ -338,6 +359,13 @@ async fn reconcile_inner(test: &LoadTest, context: &Context) -> Result<Action, R
     Ok(step
         .requeue
         .map_or_else(Action::await_change, Action::requeue))
+}
+
+/// Whether the LoadTest's spec has no run yet: never reconciled, or edited since.
+fn needs_new_run(test: &LoadTest) -> bool {
+    let status = test.status.as_ref();
+    status.and_then(|s| s.phase).is_none()
+        || status.and_then(|s| s.observed_generation) != test.metadata.generation
 }
 
 /// A finished run: clean-up is done; delete the LoadTest when its TTL is over.
