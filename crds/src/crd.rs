@@ -189,11 +189,7 @@ mod tests {
                 "need preAllocatedVUs",
             ),
             (
-                serde_json::json!({"flows": {"default": [{"request": {"url": "/"}, "sleep": "1s"}]}}),
-                "a step does exactly one thing",
-            ),
-            (
-                serde_json::json!({"flows": {"default": [{"name": "nothing"}]}}),
+                serde_json::json!({"flows": {"default": [{"request": {"url": "/"}, "group": "g"}]}}),
                 "a step does exactly one thing",
             ),
             (

@@ -2012,11 +2012,11 @@ mod tests {
             ]
         );
         let object =
-            json!({"spec": {"flows": {"default": [{"request": {"url": "/"}, "sleep": "1s"}]}}});
+            json!({"spec": {"flows": {"default": [{"request": {"url": "/"}, "group": "g"}]}}});
         assert_eq!(
             messages(&schema, &object),
             vec![
-                r#"spec.flows[default][0]: Invalid value: "object": a step does exactly one thing: set one of request, sleep or group"#
+                r#"spec.flows[default][0]: Invalid value: "object": a step does exactly one thing: set one of request, sleep or group, not both request and group"#
             ]
         );
         assert_eq!(
