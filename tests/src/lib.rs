@@ -1,6 +1,7 @@
 //! Test support shared by the integration and end-to-end tests: repository paths and the
 //! `stampede` binary cargo built.
 
+pub mod apiextensions;
 pub mod apiserver;
 pub mod argocd;
 pub mod chart;

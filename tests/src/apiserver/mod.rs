@@ -71,6 +71,13 @@ impl ApiServer {
         ApiServer::start_with(Settings::default())
     }
 
+    /// Starts a server that keeps everything in memory, CRDs and custom resources included,
+    /// whatever the environment says (the differential tests compare this mode with the real
+    /// server).
+    pub fn start_in_memory() -> std::io::Result<ApiServer> {
+        ApiServer::start_with(Settings::default())
+    }
+
     /// Starts a server with `settings`. It runs on a runtime of its own, so a test may block
     /// (on `kubectl`, say) without stalling it.
     pub fn start_with(settings: Settings) -> std::io::Result<ApiServer> {
