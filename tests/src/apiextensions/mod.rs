@@ -137,6 +137,11 @@ impl RealServer {
         &self.version
     }
 
+    /// The CA certificate the server's serving certificate chains to.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("certs/apiserver.crt")
+    }
+
     /// The server's log so far (for a test's failure message).
     pub fn log(&self) -> String {
         self.server.log_tail(200)

@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use super::errors::{ApiError, deleted_status};
+use super::external::{ExternalAction, ExternalRef};
 use super::meta;
 use super::registry::ResourceType;
 use super::store::{ObjectKey, Store};
@@ -276,9 +277,11 @@ pub fn collect_garbage(store: &mut Store) {
 fn collect_once(store: &mut Store) -> bool {
     let objects: Vec<(ObjectKey, Value)> =
         store.all().map(|(k, v)| (k.clone(), v.clone())).collect();
+    // Owners may live on the real server the stand-in delegates custom resources to.
     let uids: std::collections::HashSet<String> = objects
         .iter()
         .map(|(_, o)| meta::meta_str(o, "uid").to_string())
+        .chain(store.external.objects().map(|o| o.reference.uid.clone()))
         .collect();
     let dependents_of = |uid: &str| -> Vec<(ObjectKey, Value)> {
         objects
@@ -323,7 +326,7 @@ fn collect_once(store: &mut Store) -> bool {
                     && meta::owner_uids(d)
                         .iter()
                         .any(|(owner, blocks)| owner == uid && *blocks)
-            });
+            }) || delete_external_dependents(store, uid);
             if !blocking {
                 drop_finalizer(store, key, object, "foregroundDeletion");
                 return true;
@@ -338,7 +341,17 @@ fn collect_once(store: &mut Store) -> bool {
                 .filter(|(k, _)| k.namespace == key.name)
                 .map(|(k, _)| k.clone())
                 .collect();
-            if contents.is_empty() {
+            let external: Vec<_> = store
+                .external
+                .objects()
+                .filter(|o| o.reference.namespace == key.name)
+                .map(|o| o.reference.clone())
+                .collect();
+            let waiting_for_external = !external.is_empty();
+            for reference in external {
+                store.external.request(ExternalAction::Delete(reference));
+            }
+            if contents.is_empty() && !waiting_for_external {
                 remove(store, key);
                 return true;
             }
@@ -354,6 +367,9 @@ fn collect_once(store: &mut Store) -> bool {
             }
         }
     }
+    if collect_for_external_owners(store, &objects) {
+        return true;
+    }
     for (key, object) in &objects {
         let owners = meta::owner_uids(object);
         if owners.is_empty() || meta::is_deleting(object) {
@@ -362,6 +378,95 @@ fn collect_once(store: &mut Store) -> bool {
         if owners.iter().all(|(owner, _)| !uids.contains(owner)) {
             delete_object(store, key, Propagation::Background, None);
             return true;
+        }
+    }
+    let orphaned: Vec<ExternalRef> = store
+        .external
+        .objects()
+        .filter(|o| !o.deleting && !o.owners.is_empty())
+        .filter(|o| o.owners.iter().all(|(owner, _)| !uids.contains(owner)))
+        .map(|o| o.reference.clone())
+        .collect();
+    for reference in orphaned {
+        store.external.request(ExternalAction::Delete(reference));
+    }
+    false
+}
+
+/// Asks the real server to delete the external dependents of `uid`; true while any that block
+/// the owner's deletion remain.
+fn delete_external_dependents(store: &mut Store, uid: &str) -> bool {
+    let dependents: Vec<(ExternalRef, bool, bool)> = store
+        .external
+        .objects()
+        .filter_map(|o| {
+            o.owned_by(uid)
+                .map(|blocks| (o.reference.clone(), blocks, o.deleting))
+        })
+        .collect();
+    let mut blocking = false;
+    for (reference, blocks, deleting) in dependents {
+        blocking |= blocks;
+        if !deleting {
+            store.external.request(ExternalAction::Delete(reference));
+        }
+    }
+    blocking
+}
+
+/// The `orphan` and `foregroundDeletion` finalizers of owners on the real server: the
+/// stand-in's dependents are orphaned or deleted here, then the finalizer is removed there.
+/// True when the store changed.
+fn collect_for_external_owners(store: &mut Store, objects: &[(ObjectKey, Value)]) -> bool {
+    let deleting: Vec<(ExternalRef, Vec<String>)> = store
+        .external
+        .objects()
+        .filter(|o| o.deleting)
+        .map(|o| (o.reference.clone(), o.finalizers.clone()))
+        .collect();
+    for (owner, finalizers) in deleting {
+        let uid = owner.uid.as_str();
+        let dependents: Vec<&(ObjectKey, Value)> = objects
+            .iter()
+            .filter(|(_, o)| meta::owner_uids(o).iter().any(|(u, _)| u == uid))
+            .collect();
+        if finalizers.iter().any(|f| f == "orphan") {
+            if let Some((dependent_key, dependent)) = dependents.first() {
+                let mut dependent = dependent.clone();
+                if let Some(refs) = dependent
+                    .pointer_mut("/metadata/ownerReferences")
+                    .and_then(Value::as_array_mut)
+                {
+                    refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(uid));
+                    if refs.is_empty() {
+                        meta::metadata_mut(&mut dependent).remove("ownerReferences");
+                    }
+                }
+                store.put(dependent_key.clone(), dependent);
+                return true;
+            }
+            store
+                .external
+                .request(ExternalAction::RemoveFinalizer(owner, "orphan".into()));
+            continue;
+        }
+        if finalizers.iter().any(|f| f == "foregroundDeletion") {
+            if let Some((dependent_key, _)) = dependents.iter().find(|(_, d)| !meta::is_deleting(d))
+            {
+                delete_object(store, dependent_key, Propagation::Foreground, None);
+                return true;
+            }
+            let blocking = dependents.iter().any(|(_, d)| {
+                meta::owner_uids(d)
+                    .iter()
+                    .any(|(owner, blocks)| owner == uid && *blocks)
+            });
+            if !blocking && !delete_external_dependents(store, uid) {
+                store.external.request(ExternalAction::RemoveFinalizer(
+                    owner,
+                    "foregroundDeletion".into(),
+                ));
+            }
         }
     }
     false

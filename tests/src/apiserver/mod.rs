@@ -8,9 +8,11 @@
 
 pub mod auth;
 pub mod builtin;
+pub mod delegate;
 pub mod deletion;
 pub mod discovery;
 pub mod errors;
+pub mod external;
 pub mod managed;
 pub mod meta;
 pub mod patch;
@@ -35,6 +37,8 @@ use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use crate::apiextensions::{RealServer, binaries, webhook};
+use delegate::Delegate;
 use routes::Shared;
 use store::Store;
 
@@ -45,6 +49,8 @@ pub struct Settings {
     pub history: usize,
     /// How often watches that allow bookmarks get one.
     pub bookmark_interval: Duration,
+    /// Where CRDs and custom resources are kept.
+    pub delegation: Delegation,
 }
 
 impl Default for Settings {
@@ -52,8 +58,21 @@ impl Default for Settings {
         Settings {
             history: 100_000,
             bookmark_interval: Duration::from_secs(1),
+            delegation: Delegation::FromEnvironment,
         }
     }
+}
+
+/// Where a stand-in keeps CRDs and custom resources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delegation {
+    /// A real apiextensions-apiserver when one is built (see [`binaries::find`]), else in
+    /// memory — unless `STAMPEDE_REAL_APISERVER_REQUIRED` makes that an error.
+    FromEnvironment,
+    /// In memory, whatever the environment says.
+    InMemory,
+    /// A real server started from these binaries.
+    To(binaries::Binaries),
 }
 
 /// A running stand-in API server. Dropping it stops it.
@@ -63,10 +82,13 @@ pub struct ApiServer {
     shared: Arc<Shared>,
     dir: tempfile::TempDir,
     runtime: Option<tokio::runtime::Runtime>,
+    // Dropped after the runtime: forwarding tasks end before the real server goes.
+    real: Option<RealServer>,
 }
 
 impl ApiServer {
-    /// Starts a server on `127.0.0.1:0` with the namespaces a fresh cluster has.
+    /// Starts a server on `127.0.0.1:0` with the namespaces a fresh cluster has, delegating
+    /// CRDs and custom resources to a real apiextensions-apiserver when one is built.
     pub fn start() -> std::io::Result<ApiServer> {
         ApiServer::start_with(Settings::default())
     }
@@ -75,7 +97,23 @@ impl ApiServer {
     /// whatever the environment says (the differential tests compare this mode with the real
     /// server).
     pub fn start_in_memory() -> std::io::Result<ApiServer> {
-        ApiServer::start_with(Settings::default())
+        ApiServer::start_with(Settings {
+            delegation: Delegation::InMemory,
+            ..Settings::default()
+        })
+    }
+
+    /// What this server does with CRDs and custom resources, in one line.
+    pub fn mode(&self) -> String {
+        match &self.shared.delegate {
+            Some(delegate) => delegate.describe(),
+            None => "in memory: CRDs and custom resources are kept by the stand-in itself".into(),
+        }
+    }
+
+    /// The real server CRDs and custom resources are delegated to, if any.
+    pub fn real_server(&self) -> Option<&RealServer> {
+        self.real.as_ref()
     }
 
     /// Starts a server with `settings`. It runs on a runtime of its own, so a test may block
@@ -101,27 +139,53 @@ impl ApiServer {
                 .map_err(|e| std::io::Error::other(e.message))?;
         }
         bootstrap_rbac(&mut store)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("api-stand-in")
+            .enable_all()
+            .build()?;
+        let real = match resolve(&settings.delegation)? {
+            Some(binaries) => Some(RealServer::start(&binaries).map_err(std::io::Error::other)?),
+            None => None,
+        };
+        let delegate = match &real {
+            Some(real) => {
+                // The client's connection tasks belong on the server's runtime.
+                let _entered = runtime.enter();
+                let client = delegate_client(real)?;
+                Some(Arc::new(Delegate::new(
+                    client,
+                    &store.registry,
+                    real.url(),
+                    real.version(),
+                )))
+            }
+            None => None,
+        };
         let shared = Arc::new(Shared {
             store: Mutex::new(store),
             address: address.to_string(),
             log_dir: Mutex::new(None),
             bookmark_interval: settings.bookmark_interval,
             audit: Mutex::new(Vec::new()),
+            delegate: delegate.clone(),
         });
         let dir = tempfile::tempdir()?;
         write_kubeconfig(&dir.path().join("kubeconfig"), address)?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("api-stand-in")
-            .enable_all()
-            .build()?;
+        if let Some(delegate) = &delegate {
+            let _entered = runtime.enter();
+            delegate::collector::start(Arc::clone(&shared), delegate.client().clone());
+        }
         runtime.spawn(serve(listener, Arc::clone(&shared)));
-        Ok(ApiServer {
+        let server = ApiServer {
             address,
             shared,
             dir,
             runtime: Some(runtime),
-        })
+            real,
+        };
+        eprintln!("API server stand-in at {}: {}", server.url(), server.mode());
+        Ok(server)
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -200,6 +264,42 @@ impl Drop for ApiServer {
             runtime.shutdown_background();
         }
     }
+}
+
+/// The binaries to delegate to, or None for the in-memory mode.
+fn resolve(delegation: &Delegation) -> std::io::Result<Option<binaries::Binaries>> {
+    match delegation {
+        Delegation::InMemory => Ok(None),
+        Delegation::To(found) => Ok(Some(found.clone())),
+        Delegation::FromEnvironment => match binaries::find() {
+            Ok(found) => Ok(Some(found)),
+            Err(missing) if binaries::required() => Err(std::io::Error::other(format!(
+                "{} is set, but there is no real API server to delegate to: {missing}",
+                binaries::REQUIRED_ENV
+            ))),
+            Err(_) => Ok(None),
+        },
+    }
+}
+
+/// The forwarding client: the real server's CA, a token its webhook accepts, no retries (the
+/// client in front decides what to retry) and no timeouts (watches stay open).
+fn delegate_client(real: &RealServer) -> std::io::Result<kube::Client> {
+    let url: http::Uri = real
+        .url()
+        .parse()
+        .map_err(|e| std::io::Error::other(format!("real server URL: {e}")))?;
+    let mut config = kube::Config::new(url);
+    config.root_cert_file = Some(real.ca());
+    config.default_retry = false;
+    config.connect_timeout = Some(Duration::from_secs(10));
+    config.write_timeout = None;
+    config.headers.push((
+        http::header::AUTHORIZATION,
+        http::HeaderValue::from_str(&format!("Bearer {}", webhook::ADMIN_TOKEN))
+            .map_err(std::io::Error::other)?,
+    ));
+    kube::Client::try_from(config).map_err(std::io::Error::other)
 }
 
 /// Why a client could not be built from a kubeconfig.

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
 use super::auth;
+use super::delegate::Delegate;
 use super::deletion::{self, DeleteOptions, Propagation};
 use super::discovery;
 use super::errors::ApiError;
@@ -42,6 +43,8 @@ pub struct Shared {
     /// Every resource request's user and authorizer attributes, with the decision (an audit
     /// log: which API calls a component really makes).
     pub audit: Mutex<Vec<AuditEntry>>,
+    /// The real apiextensions server CRDs and custom resources go to, if any.
+    pub delegate: Option<Arc<Delegate>>,
 }
 
 /// One audited request.
@@ -74,6 +77,11 @@ pub async fn handle(
         Ok(collected) => collected.to_bytes(),
         Err(_) => Bytes::new(),
     };
+    if let Some(delegate) = shared.delegate.clone()
+        && let Some(claim) = delegate.claim(&parts.method, parts.uri.path(), parts.uri.query())
+    {
+        return Ok(super::delegate::serve(shared, &delegate, claim, parts, body).await);
+    }
     let request = ParsedRequest::new(parts, body);
     Ok(match route(&shared, &request) {
         Ok(Reply::Json(code, value, warnings)) => json_response(code, &value, &warnings),
@@ -757,11 +765,46 @@ fn line(value: &Value) -> Bytes {
     Bytes::from(text)
 }
 
-fn full(bytes: Bytes) -> Body {
+/// A streamed response: `body`'s frames are passed on as they come (watches stay open).
+pub fn stream_response<B>(
+    status: StatusCode,
+    headers: Vec<(String, http::HeaderValue)>,
+    body: B,
+) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Send,
+{
+    let (sender, mut receiver) = mpsc::channel::<Bytes>(256);
+    tokio::spawn(async move {
+        let mut body = body;
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else { return };
+            if let Ok(data) = frame.into_data()
+                && sender.send(data).await.is_err()
+            {
+                return;
+            }
+        }
+    });
+    let stream = futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+        .map(|bytes| Ok::<_, Infallible>(Frame::data(bytes)));
+    let mut builder = Response::builder().status(status);
+    for (name, value) in headers {
+        builder = builder.header(name, value);
+    }
+    builder
+        .body(BodyExt::boxed(StreamBody::new(stream)))
+        .unwrap_or_else(|_| Response::new(full(Bytes::new())))
+}
+
+/// A complete body.
+pub fn full(bytes: Bytes) -> Body {
     BodyExt::boxed(Full::new(bytes))
 }
 
-fn json_response(code: u16, value: &Value, warnings: &[String]) -> Response<Body> {
+/// A JSON response with `Warning` headers.
+pub fn json_response(code: u16, value: &Value, warnings: &[String]) -> Response<Body> {
     let mut builder = Response::builder()
         .status(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
         .header(header::CONTENT_TYPE, "application/json");

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::sync::broadcast;
 
+use super::external::External;
 use super::meta;
 use super::registry::{Registry, StorageId};
 
@@ -84,6 +85,8 @@ pub struct Store {
     compacted: u64,
     /// The served resource types.
     pub registry: Registry,
+    /// Objects of the real server the stand-in delegates custom resources to (none in memory).
+    pub external: External,
     sender: broadcast::Sender<Event>,
 }
 
@@ -98,6 +101,7 @@ impl Store {
             history_limit,
             compacted: 1,
             registry: Registry::builtin(),
+            external: External::default(),
             sender,
         }
     }
