@@ -61,6 +61,31 @@ impl Cluster {
         }
     }
 
+    /// Panics when the real API server behind the stand-in dropped fields of a status write
+    /// (a schema that does not declare what the operator writes); a no-op elsewhere.
+    pub fn assert_nothing_pruned(&self) {
+        if let Some(server) = self.stand_in() {
+            let pruned = server.pruned_status_writes();
+            assert!(
+                pruned.is_empty(),
+                "status fields the real API server did not keep:\n{}",
+                pruned.join("\n")
+            );
+        }
+    }
+
+    /// One line: where this cluster's LoadTests are stored and validated.
+    pub fn describe(&self) -> String {
+        match self {
+            Cluster::StandIn { server, .. } => {
+                format!("the API server stand-in, {}", server.mode())
+            }
+            Cluster::Real { kubeconfig, .. } => {
+                format!("the real cluster of {}", kubeconfig.display())
+            }
+        }
+    }
+
     /// The process kubelet, when started.
     pub fn kubelet(&self) -> Option<&Kubelet> {
         match self {

@@ -70,6 +70,7 @@ async fn run_with_chart(mode: &str) {
         );
         return;
     }
+    eprintln!("LoadTests live in {}", cluster.describe());
     cluster.kubectl_ok(&["create", "namespace", RELEASE_NAMESPACE]);
     let namespace = cluster.namespace("chart").await;
     let watch = format!("watchNamespaces={{{namespace}}}");
@@ -187,6 +188,7 @@ async fn run_with_chart(mode: &str) {
         String::from_utf8_lossy(&waited.stderr)
     );
     let tests: kube::Api<LoadTest> = kube::Api::namespaced(cluster.client().await, &namespace);
+    cluster.assert_nothing_pruned();
     let status = tests.get("smoke").await.unwrap().status.unwrap();
     assert_eq!(status.phase, Some(Phase::Succeeded), "{status:?}\n{log}");
     assert_eq!(status.summary.as_ref().unwrap().checks.fails, 0);

@@ -92,6 +92,7 @@ impl World {
             );
             return None;
         }
+        eprintln!("LoadTests live in {}", cluster.describe());
         cluster.install_crd("crds/loadtest.yaml", "loadtests.stampede.dev");
         cluster.start_kubelet().await;
         let namespace = cluster.namespace(prefix).await;
@@ -149,7 +150,9 @@ impl World {
         Api::namespaced(self.cluster.client().await, &self.namespace)
     }
 
+    /// The LoadTest as stored, after checking that no status write lost a field on the way.
     async fn get(&self, name: &str) -> LoadTest {
+        self.cluster.assert_nothing_pruned();
         self.tests().await.get(name).await.unwrap()
     }
 
@@ -168,7 +171,10 @@ impl World {
             t.and_then(|t| t.status.as_ref()).is_some_and(&ok)
         });
         match tokio::time::timeout(timeout, condition).await {
-            Ok(Ok(Some(test))) => test.status.unwrap_or_default(),
+            Ok(Ok(Some(test))) => {
+                self.cluster.assert_nothing_pruned();
+                test.status.unwrap_or_default()
+            }
             other => panic!(
                 "{name}: {what} not reached in {timeout:?} ({other:?}); status: {:?}\noperator log:\n{}",
                 self.get(name).await.status,
@@ -343,6 +349,15 @@ async fn a_three_runner_spike_starts_together_and_merges_exactly() {
         serde_json::from_str(&result["result.json"]).unwrap();
     assert_eq!(merged.metrics.count("http_reqs") as i64, summary.http_reqs);
     assert!(!merged.series.is_empty());
+    // The operator's Events (written as events.k8s.io/v1) are what `kubectl describe` shows.
+    let described =
+        world
+            .cluster
+            .kubectl_ok(&["describe", "loadtest", "spike", "-n", &world.namespace]);
+    let events = described.split("Events:").nth(1).unwrap_or_default();
+    for reason in ["Provisioning", "Started", "Succeeded"] {
+        assert!(events.contains(reason), "no {reason} Event:\n{described}");
+    }
     // The operator's own telemetry.
     assert_eq!(world.operator.http_get("/healthz").map(|r| r.0), Some(200));
     assert_eq!(world.operator.http_get("/readyz").map(|r| r.0), Some(200));

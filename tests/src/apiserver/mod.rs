@@ -12,6 +12,7 @@ pub mod delegate;
 pub mod deletion;
 pub mod discovery;
 pub mod errors;
+pub mod events;
 pub mod external;
 pub mod managed;
 pub mod meta;
@@ -111,6 +112,16 @@ impl ApiServer {
         }
     }
 
+    /// Status writes of custom resources whose fields the real server dropped, one line each
+    /// (always empty in memory, where nothing is compared).
+    pub fn pruned_status_writes(&self) -> Vec<String> {
+        self.shared
+            .pruned
+            .lock()
+            .map(|lines| lines.clone())
+            .unwrap_or_default()
+    }
+
     /// The real server CRDs and custom resources are delegated to, if any.
     pub fn real_server(&self) -> Option<&RealServer> {
         self.real.as_ref()
@@ -169,6 +180,7 @@ impl ApiServer {
             bookmark_interval: settings.bookmark_interval,
             audit: Mutex::new(Vec::new()),
             delegate: delegate.clone(),
+            pruned: Mutex::new(Vec::new()),
         });
         let dir = tempfile::tempdir()?;
         write_kubeconfig(&dir.path().join("kubeconfig"), address)?;

@@ -20,6 +20,7 @@ use super::delegate::Delegate;
 use super::deletion::{self, DeleteOptions, Propagation};
 use super::discovery;
 use super::errors::ApiError;
+use super::events;
 use super::registry::ResourceType;
 use super::selector::{FieldSelector, LabelSelector};
 use super::store::{Event, EventType, Store};
@@ -45,6 +46,8 @@ pub struct Shared {
     pub audit: Mutex<Vec<AuditEntry>>,
     /// The real apiextensions server CRDs and custom resources go to, if any.
     pub delegate: Option<Arc<Delegate>>,
+    /// Status writes whose fields the real server did not keep (one line each).
+    pub pruned: Mutex<Vec<String>>,
 }
 
 /// One audited request.
@@ -267,8 +270,81 @@ fn route(shared: &Shared, request: &ParsedRequest) -> Result<Reply, ApiError> {
             Vec::new(),
         ));
     }
+    if target.resource.group == events::GROUP && target.resource.plural == "events" {
+        let core = store
+            .registry
+            .find("", "v1", "events")
+            .cloned()
+            .ok_or_else(ApiError::no_route)?;
+        drop(store);
+        return events_view(
+            shared,
+            request,
+            Target {
+                resource: core,
+                ..target
+            },
+        );
+    }
     drop(store);
     dispatch(shared, request, target)
+}
+
+/// events.k8s.io/v1 Events: served from the core Events' storage, converted both ways.
+fn events_view(shared: &Shared, request: &ParsedRequest, core: Target) -> Result<Reply, ApiError> {
+    let kind = request.header(header::CONTENT_TYPE);
+    if request.method == Method::PATCH && kind.contains("json-patch") {
+        return Err(ApiError::unsupported_media_type(false));
+    }
+    let mut converted = ParsedRequest {
+        method: request.method.clone(),
+        path: request.path.clone(),
+        query: request.query.clone(),
+        headers: request.headers.clone(),
+        body: request.body.clone(),
+    };
+    if let Some(selector) = converted.query.get_mut("fieldSelector") {
+        *selector = events::selector_to_core(selector);
+    }
+    if !request.body.is_empty() && !kind.contains("protobuf") {
+        let body: Value = serde_json::from_slice(&request.body)
+            .or_else(|_| serde_yaml_ng::from_slice(&request.body))
+            .map_err(|e| ApiError::bad_request(format!("error decoding the request body: {e}")))?;
+        converted.body = Bytes::from(events::to_core(&body).to_string());
+        if kind.contains("apply-patch+yaml") {
+            // The converted applied configuration is JSON, which is YAML too.
+            converted.headers.insert(
+                header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/apply-patch+yaml"),
+            );
+        }
+    }
+    Ok(match dispatch(shared, &converted, core)? {
+        Reply::Json(code, value, warnings) => Reply::Json(code, events_out(value), warnings),
+        Reply::Watch(mut watch) => {
+            watch.events_v1 = true;
+            Reply::Watch(watch)
+        }
+        other => other,
+    })
+}
+
+/// A core Event, or a list of them, as events.k8s.io serves it (Status and Table pass).
+fn events_out(value: Value) -> Value {
+    match value.get("kind").and_then(Value::as_str) {
+        Some("Event") => events::from_core(&value),
+        Some("EventList") => {
+            let mut list = value;
+            list["apiVersion"] = json!(format!("{}/v1", events::GROUP));
+            if let Some(items) = list.get_mut("items").and_then(Value::as_array_mut) {
+                for item in items.iter_mut() {
+                    *item = events::from_core(item);
+                }
+            }
+            list
+        }
+        _ => value,
+    }
 }
 
 fn parse_target(
@@ -576,6 +652,8 @@ struct WatchRequest {
     start_rv: u64,
     /// 410 Gone as the single ERROR event.
     expired: Option<ApiError>,
+    /// Core Events served as events.k8s.io/v1.
+    events_v1: bool,
 }
 
 fn watch_request(request: &ParsedRequest, target: &Target) -> Result<WatchRequest, ApiError> {
@@ -607,6 +685,7 @@ fn watch_request(request: &ParsedRequest, target: &Target) -> Result<WatchReques
         receiver: None,
         start_rv: 0,
         expired: None,
+        events_v1: false,
     };
     // "" and "0" mean: the current state as ADDED events, then changes; so does
     // sendInitialEvents=true. Anything else resumes after that resourceVersion.
@@ -674,7 +753,7 @@ fn watch_response(shared: Arc<Shared>, mut watch: WatchRequest) -> Response<Body
             }
         }
         if watch.initial_end {
-            let bookmark = bookmark(&watch.resource, last_rv, true);
+            let bookmark = bookmark(&watch, last_rv, true);
             if sender.send(line(&bookmark)).await.is_err() {
                 return;
             }
@@ -689,7 +768,7 @@ fn watch_response(shared: Arc<Shared>, mut watch: WatchRequest) -> Response<Body
                 _ = &mut deadline => return,
                 _ = sender.closed() => return,
                 _ = ticker.tick(), if watch.bookmarks => {
-                    if sender.send(line(&bookmark(&watch.resource, last_rv, false))).await.is_err() {
+                    if sender.send(line(&bookmark(&watch, last_rv, false))).await.is_err() {
                         return;
                     }
                 }
@@ -742,6 +821,11 @@ fn render(watch: &WatchRequest, event: &Event) -> Option<Bytes> {
         (kind, _, true) => kind,
     };
     let object = served_as(&watch.resource, (*event.object).clone());
+    let object = if watch.events_v1 {
+        events::from_core(&object)
+    } else {
+        object
+    };
     let object = match watch.table {
         Some(include) => table::table(&watch.resource, &[object], include, Some(event.rv)),
         None => object,
@@ -751,12 +835,17 @@ fn render(watch: &WatchRequest, event: &Event) -> Option<Bytes> {
     ))
 }
 
-fn bookmark(resource: &ResourceType, rv: u64, initial_end: bool) -> Value {
+fn bookmark(watch: &WatchRequest, rv: u64, initial_end: bool) -> Value {
     let mut metadata = json!({"resourceVersion": rv.to_string()});
     if initial_end {
         metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }
-    json!({"type": "BOOKMARK", "object": {"kind": resource.kind, "apiVersion": resource.api_version(), "metadata": metadata}})
+    let api_version = if watch.events_v1 {
+        format!("{}/v1", events::GROUP)
+    } else {
+        watch.resource.api_version()
+    };
+    json!({"type": "BOOKMARK", "object": {"kind": watch.resource.kind, "apiVersion": api_version, "metadata": metadata}})
 }
 
 fn line(value: &Value) -> Bytes {

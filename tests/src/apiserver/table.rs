@@ -36,6 +36,9 @@ pub fn table(
     include: IncludeObject,
     resource_version: Option<u64>,
 ) -> Value {
+    if resource.group.is_empty() && resource.plural == "events" {
+        return events_table(objects, include, resource_version);
+    }
     let columns = columns(resource);
     let definitions: Vec<Value> = std::iter::once(json!({
         "name": "Name", "type": "string", "format": "name", "priority": 0,
@@ -62,6 +65,115 @@ pub fn table(
         "columnDefinitions": definitions,
         "rows": rows,
     })
+}
+
+/// `kubectl get events`: kube-apiserver's event columns, with the name last (wide only).
+fn events_table(objects: &[Value], include: IncludeObject, resource_version: Option<u64>) -> Value {
+    let definitions: Vec<Value> = [
+        ("Last Seen", 0, "Time since the event was last seen."),
+        ("Type", 0, "Type of this event (Normal, Warning)."),
+        ("Reason", 0, "Why the action was taken."),
+        ("Object", 0, "The object this event is about."),
+        (
+            "Subobject",
+            1,
+            "The part of the object this event is about.",
+        ),
+        ("Source", 1, "The component reporting this event."),
+        (
+            "Message",
+            0,
+            "A human-readable description of the status of this operation.",
+        ),
+        ("First Seen", 1, "Time since the event was first seen."),
+        ("Count", 1, "How many times this event happened."),
+        ("Name", 1, "Name must be unique within a namespace."),
+    ]
+    .iter()
+    .map(|(name, priority, description)| {
+        json!({"name": name, "type": "string", "format": if *name == "Name" { "name" } else { "" },
+               "priority": priority, "description": description})
+    })
+    .collect();
+    let text = |event: &Value, pointer: &str| -> String {
+        event
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let since = |timestamp: String| -> String {
+        meta::seconds_since(&timestamp).map_or_else(|| "<unknown>".into(), meta::human_duration)
+    };
+    let rows: Vec<Value> = objects
+        .iter()
+        .map(|event| {
+            let first = [
+                "/firstTimestamp",
+                "/eventTime",
+                "/metadata/creationTimestamp",
+            ]
+            .iter()
+            .map(|p| text(event, p))
+            .find(|t| !t.is_empty())
+            .unwrap_or_default();
+            let last = [
+                "/series/lastObservedTime",
+                "/lastTimestamp",
+                "/eventTime",
+                "/metadata/creationTimestamp",
+            ]
+            .iter()
+            .map(|p| text(event, p))
+            .find(|t| !t.is_empty())
+            .unwrap_or_default();
+            let count = event
+                .pointer("/series/count")
+                .or_else(|| event.get("count"))
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            let source = match (
+                text(event, "/source/component"),
+                text(event, "/reportingComponent"),
+            ) {
+                (component, _) if !component.is_empty() => component,
+                (_, reporting) => reporting,
+            };
+            let object = format!(
+                "{}/{}",
+                text(event, "/involvedObject/kind").to_lowercase(),
+                text(event, "/involvedObject/name")
+            );
+            let cells = json!([
+                since(last),
+                text(event, "/type"),
+                text(event, "/reason"),
+                object,
+                text(event, "/involvedObject/fieldPath"),
+                source,
+                text(event, "/message").trim(),
+                since(first),
+                count.to_string(),
+                meta::meta_str(event, "name"),
+            ]);
+            let mut row = json!({"cells": cells});
+            match include {
+                IncludeObject::None => {}
+                IncludeObject::Metadata => {
+                    row["object"] = json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                                           "metadata": event.get("metadata").cloned().unwrap_or(json!({}))});
+                }
+                IncludeObject::Object => row["object"] = event.clone(),
+            }
+            row
+        })
+        .collect();
+    let mut metadata = json!({});
+    if let Some(rv) = resource_version {
+        metadata["resourceVersion"] = json!(rv.to_string());
+    }
+    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": metadata,
+           "columnDefinitions": definitions, "rows": rows})
 }
 
 fn row(

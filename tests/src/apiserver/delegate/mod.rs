@@ -6,6 +6,7 @@
 pub mod collector;
 pub mod merge;
 pub mod openapi;
+pub mod pruning;
 pub mod request_info;
 
 use std::collections::BTreeSet;
@@ -310,14 +311,14 @@ async fn forward(
         }
     }
     let request = builder
-        .body(kube::client::Body::from(body))
+        .body(kube::client::Body::from(body.clone()))
         .map_err(|e| unavailable(&e.to_string()))?;
     let response = delegate
         .client
         .send(request)
         .await
         .map_err(|e| unavailable(&e.to_string()))?;
-    let (head, body) = response.into_parts();
+    let (head, answer_body) = response.into_parts();
     let headers: Vec<(String, HeaderValue)> = FORWARDED_RESPONSE_HEADERS
         .iter()
         .flat_map(|name| {
@@ -330,11 +331,11 @@ async fn forward(
         .collect();
     let streaming = parts.method == Method::GET;
     if streaming {
-        return Ok(stream_response(head.status, headers, body));
+        return Ok(stream_response(head.status, headers, answer_body));
     }
     // A write's answer is read whole: the collector learns of the object before the client
     // does, so a dependent created next never looks ownerless.
-    let bytes = body
+    let bytes = answer_body
         .collect()
         .await
         .map(|b| b.to_bytes())
@@ -343,6 +344,9 @@ async fn forward(
         && head.status.is_success()
         && let Ok(answer) = serde_json::from_slice::<Value>(&bytes)
     {
+        if info.subresource == "status" {
+            check_status_kept(shared, info, &parts.headers, &body, &answer);
+        }
         learn(shared, info, &answer);
     }
     let mut builder = Response::builder().status(head.status);
@@ -352,6 +356,45 @@ async fn forward(
     builder
         .body(super::routes::full(bytes))
         .map_err(|e| unavailable(&e.to_string()))
+}
+
+/// Records the status fields a write sent that the real server did not keep.
+fn check_status_kept(
+    shared: &Shared,
+    info: &RequestInfo,
+    headers: &http::HeaderMap,
+    body: &Bytes,
+    answer: &Value,
+) {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.contains("json-patch") {
+        // A JSON patch is a list of operations, not a status to compare.
+        return;
+    }
+    let sent: Option<Value> = serde_json::from_slice(body)
+        .ok()
+        .or_else(|| serde_yaml_ng::from_slice(body).ok());
+    let Some(sent) = sent else { return };
+    let pruned = pruning::pruned_status(&sent, answer);
+    if pruned.is_empty() {
+        return;
+    }
+    let line = format!(
+        "{} {}/{} {}/{}: the real server did not keep {}",
+        info.verb,
+        info.namespace,
+        info.name,
+        info.resource,
+        info.subresource,
+        pruned.join(", ")
+    );
+    eprintln!("API server stand-in: {line}");
+    if let Ok(mut kept) = shared.pruned.lock() {
+        kept.push(line);
+    }
 }
 
 /// What a successful write of a custom resource means for the collector's view: the object
