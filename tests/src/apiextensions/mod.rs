@@ -29,6 +29,9 @@ pub enum StartError {
         /// The error.
         source: std::io::Error,
     },
+    /// The start-up thread panicked.
+    #[error("the start-up thread panicked")]
+    Panicked,
     /// A process did not become healthy in time.
     #[error("{what} did not become healthy within {seconds} s; its log:\n{log}")]
     Unhealthy {
@@ -69,13 +72,7 @@ impl RealServer {
         let binaries = binaries.clone();
         std::thread::spawn(move || RealServer::start_blocking(&binaries))
             .join()
-            .unwrap_or_else(|_| {
-                Err(StartError::Unhealthy {
-                    what: "the start-up thread",
-                    seconds: 0,
-                    log: "it panicked".into(),
-                })
-            })
+            .unwrap_or(Err(StartError::Panicked))
     }
 
     fn start_blocking(binaries: &Binaries) -> Result<RealServer, StartError> {
@@ -90,8 +87,9 @@ impl RealServer {
 
         // Free ports are picked by binding :0; another process may take one before the child
         // binds it, so a start that fails is retried on new ports.
-        let mut last_error = None;
-        for _ in 0..3 {
+        const ATTEMPTS: usize = 3;
+        let mut attempt = 1;
+        loop {
             match start_pair(binaries, dir.path(), &webhook_kubeconfig) {
                 Ok((etcd, server, port)) => {
                     let url = format!("https://127.0.0.1:{port}");
@@ -111,14 +109,10 @@ impl RealServer {
                         dir,
                     });
                 }
-                Err(error) => last_error = Some(error),
+                Err(_) if attempt < ATTEMPTS => attempt += 1,
+                Err(error) => return Err(error),
             }
         }
-        Err(last_error.unwrap_or_else(|| StartError::Unhealthy {
-            what: "apiextensions-apiserver",
-            seconds: 0,
-            log: String::new(),
-        }))
     }
 
     /// `https://127.0.0.1:PORT`.
