@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Mutex;
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{DeleteParams, PostParams};
@@ -30,6 +31,9 @@ pub enum Cluster {
         kubeconfig: PathBuf,
         /// A private HOME for kubectl's discovery cache.
         home: tempfile::TempDir,
+        /// What the test made and `kubectl delete` removes when this value is dropped
+        /// (`namespace/NAME`, `clusterrole/NAME`, ...), in the order given.
+        delete_at_end: Mutex<Vec<String>>,
     },
 }
 
@@ -40,6 +44,7 @@ impl Cluster {
             Some(path) => Cluster::Real {
                 kubeconfig: PathBuf::from(path),
                 home: tempfile::tempdir().expect("temporary HOME for kubectl"),
+                delete_at_end: Mutex::new(Vec::new()),
             },
             None => Cluster::StandIn {
                 server: Box::new(ApiServer::start().expect("start the API server stand-in")),
@@ -147,7 +152,9 @@ impl Cluster {
     pub fn kubectl(&self) -> Command {
         match self {
             Cluster::StandIn { server, .. } => server.kubectl(),
-            Cluster::Real { kubeconfig, home } => apiserver::kubectl_for(kubeconfig, home.path()),
+            Cluster::Real {
+                kubeconfig, home, ..
+            } => apiserver::kubectl_for(kubeconfig, home.path()),
         }
     }
 
@@ -191,6 +198,67 @@ impl Cluster {
     pub async fn drop_namespace(&self, name: &str) {
         let namespaces: Api<Namespace> = Api::all(self.client().await);
         let _ = namespaces.delete(name, &DeleteParams::background()).await;
+    }
+
+    /// On a real cluster, has `kubectl delete RESOURCE` (e.g. `namespace/NAME`) run when this
+    /// value is dropped — at the end of the test, or while a failed one unwinds — so a test
+    /// leaves nothing behind; nothing on the stand-in, which goes with its server.
+    pub fn delete_at_end(&self, resource: &str) {
+        if let Cluster::Real { delete_at_end, .. } = self
+            && let Ok(mut resources) = delete_at_end.lock()
+        {
+            resources.push(resource.to_string());
+        }
+    }
+
+    /// A kubeconfig at `dir` that authenticates as service account `account` of `namespace`
+    /// (as the chart's operator does in its pod): the stand-in's token for it, or on a real
+    /// cluster a token from `kubectl create token` with the current context's server and CA.
+    pub fn service_account_kubeconfig(
+        &self,
+        namespace: &str,
+        account: &str,
+        dir: &Path,
+    ) -> PathBuf {
+        let (base, token) = match self {
+            Cluster::StandIn { server, .. } => (
+                server.kubeconfig(),
+                apiserver::service_account_token(namespace, account),
+            ),
+            Cluster::Real { .. } => {
+                let token = self.kubectl_ok(&["create", "token", account, "-n", namespace]);
+                // The current context alone, its CA inlined: the copy stands on its own.
+                let flat = self.kubectl_ok(&["config", "view", "--minify", "--flatten", "--raw"]);
+                let base = dir.join("cluster.kubeconfig");
+                std::fs::write(&base, flat).expect("write the flattened kubeconfig");
+                (base, token.trim().to_string())
+            }
+        };
+        crate::kubelet::identity::pod_kubeconfig(&base, dir, namespace, account, Some(&token))
+            .expect("a kubeconfig for the service account")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let Cluster::Real { delete_at_end, .. } = self else {
+            return;
+        };
+        let resources = match delete_at_end.get_mut() {
+            Ok(resources) => std::mem::take(resources),
+            Err(poisoned) => std::mem::take(poisoned.into_inner()),
+        };
+        for resource in resources {
+            // Not waiting: the cluster finishes the deletion (and its garbage) by itself.
+            let output =
+                self.kubectl_run(&["delete", &resource, "--ignore-not-found", "--wait=false"]);
+            if !output.status.success() {
+                eprintln!(
+                    "could not delete {resource}: {}",
+                    String::from_utf8_lossy(&output.stderr).trim()
+                );
+            }
+        }
     }
 }
 

@@ -6,6 +6,7 @@ pub mod apiserver;
 pub mod argocd;
 pub mod chart;
 pub mod cluster;
+pub mod demo_target;
 pub mod kubelet;
 pub mod operator;
 

@@ -1,26 +1,31 @@
 //! The chart's operator, end to end: the chart is rendered by Helm's engine, its CRD,
-//! ServiceAccount and RBAC are applied to the API server stand-in with `kubectl`, and the real
-//! `stampede-operator` runs with the rendered Deployment's arguments and environment,
+//! ServiceAccount and RBAC are applied to the API server stand-in (or, with
+//! `STAMPEDE_E2E_KUBECONFIG`, a real cluster) with `kubectl`, and the real `stampede-operator`
+//! runs on this machine with the rendered Deployment's arguments and environment,
 //! authenticated as the chart's ServiceAccount — so an API call the chart does not grant fails
-//! here as it would in a cluster. It must run a LoadTest to completion in both RBAC modes.
+//! here as it would in a cluster. It must run a LoadTest to completion in both RBAC modes,
+//! against the demo server on loopback (stand-in) or the chart's demo server in the test's
+//! namespace (real cluster).
 
 use serde_json::{Value, json};
 use stampede_crds::LoadTest;
 use stampede_crds::status::Phase;
 use stampede_tests::chart::render_chart;
-use stampede_tests::cluster::Cluster;
-use stampede_tests::kubelet::identity::pod_kubeconfig;
+use stampede_tests::cluster::{Cluster, runner_image};
+use stampede_tests::demo_target::{DemoTarget, split_image};
 use stampede_tests::operator::OperatorProcess;
-
-const RELEASE_NAMESPACE: &str = "stampede-system";
 
 fn kind(object: &Value) -> &str {
     object["kind"].as_str().unwrap_or_default()
 }
 
 /// The operator container's arguments and environment from the rendered Deployment, with the
-/// downward-API values a kubelet would fill in and the metrics port moved to a free one.
-fn operator_command(documents: &[Value]) -> (Vec<String>, Vec<(String, String)>) {
+/// downward-API values a kubelet would fill in (the pod in `release_namespace`) and the
+/// metrics port moved to a free one.
+fn operator_command(
+    documents: &[Value],
+    release_namespace: &str,
+) -> (Vec<String>, Vec<(String, String)>) {
     let deployment = documents
         .iter()
         .find(|d| {
@@ -49,7 +54,7 @@ fn operator_command(documents: &[Value]) -> (Vec<String>, Vec<(String, String)>)
         ) {
             (Value::String(value), _) => value.clone(),
             (_, Some("metadata.name")) => "stampede-operator-0".to_string(),
-            (_, Some("metadata.namespace")) => RELEASE_NAMESPACE.to_string(),
+            (_, Some("metadata.namespace")) => release_namespace.to_string(),
             (other, path) => panic!("env {name}: unexpected source {other} {path:?}"),
         };
         let value = if name == "STAMPEDE_METRICS_ADDR" {
@@ -64,26 +69,40 @@ fn operator_command(documents: &[Value]) -> (Vec<String>, Vec<(String, String)>)
 
 async fn run_with_chart(mode: &str) {
     let mut cluster = Cluster::start().await;
-    if cluster.is_real() {
-        eprintln!(
-            "skipped on a real cluster: runner pods cannot reach the test's loopback demo server"
-        );
-        return;
-    }
     eprintln!("LoadTests live in {}", cluster.describe());
-    cluster.kubectl_ok(&["create", "namespace", RELEASE_NAMESPACE]);
+    // A release namespace of the test's own, the release named after it (so tests side by side
+    // on a real cluster share neither the operator's namespace nor its ClusterRole), and the
+    // namespace of the LoadTests.
+    let release_namespace = cluster.namespace("stampede-system").await;
+    cluster.delete_at_end(&format!("namespace/{release_namespace}"));
     let namespace = cluster.namespace("chart").await;
+    cluster.delete_at_end(&format!("namespace/{namespace}"));
     let watch = format!("watchNamespaces={{{namespace}}}");
+    let dir = tempfile::tempdir().unwrap();
     let mut args = vec![
         "--mode",
         mode,
+        "--name",
+        &release_namespace,
         "--namespace",
-        RELEASE_NAMESPACE,
+        &release_namespace,
         "--set",
         "runner.resources.limits.memory=512Mi",
     ];
-    if mode == "namespaced" {
+    // On a real cluster the operator watches only the test's namespace in cluster mode too:
+    // other tests' operators reconcile theirs.
+    if mode == "namespaced" || cluster.is_real() {
         args.extend(["--set", &watch]);
+    }
+    // On a real cluster, runner pods pull the image under test (the stand-in's kubelet runs
+    // any image named `stampede` as the binary of this build).
+    let image_values = dir.path().join("image-values.json");
+    let image_values_arg = image_values.to_string_lossy().into_owned();
+    if cluster.is_real() {
+        let (repository, tag) = split_image(&runner_image());
+        let values = json!({"image": {"repository": repository, "tag": tag}});
+        std::fs::write(&image_values, values.to_string()).unwrap();
+        args.extend(["--values", &image_values_arg]);
     }
     let documents: Vec<Value> = render_chart(&args)
         .iter()
@@ -98,7 +117,6 @@ async fn run_with_chart(mode: &str) {
         "Role",
         "RoleBinding",
     ];
-    let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("chart.yaml");
     let text: String = documents
         .iter()
@@ -106,6 +124,14 @@ async fn run_with_chart(mode: &str) {
         .map(|d| format!("---\n{}", serde_yaml_ng::to_string(d).unwrap()))
         .collect();
     std::fs::write(&manifest, text).unwrap();
+    // The release's cluster-wide objects go at the end; the CRD stays (other tests use it).
+    for document in documents
+        .iter()
+        .filter(|d| matches!(kind(d), "ClusterRole" | "ClusterRoleBinding"))
+    {
+        let name = document["metadata"]["name"].as_str().unwrap_or_default();
+        cluster.delete_at_end(&format!("{}/{name}", kind(document).to_lowercase()));
+    }
     cluster.kubectl_ok(&["apply", "-f", manifest.to_str().unwrap()]);
     cluster.kubectl_ok(&[
         "wait",
@@ -121,16 +147,8 @@ async fn run_with_chart(mode: &str) {
         .and_then(|d| d["metadata"]["name"].as_str())
         .expect("the chart's ServiceAccount")
         .to_string();
-    let token = stampede_tests::apiserver::service_account_token(RELEASE_NAMESPACE, &account);
-    let kubeconfig = pod_kubeconfig(
-        &cluster.kubeconfig(),
-        dir.path(),
-        RELEASE_NAMESPACE,
-        "operator",
-        Some(&token),
-    )
-    .unwrap();
-    let (args, env) = operator_command(&documents);
+    let kubeconfig = cluster.service_account_kubeconfig(&release_namespace, &account, dir.path());
+    let (args, env) = operator_command(&documents, &release_namespace);
     if mode == "namespaced" {
         assert!(
             env.contains(&("STAMPEDE_WATCH_NAMESPACE".to_string(), namespace.clone())),
@@ -140,17 +158,12 @@ async fn run_with_chart(mode: &str) {
     let operator =
         OperatorProcess::start_with(&kubeconfig, args, env, &dir.path().join("operator.log"));
 
-    let server = stampede_runner::demo::DemoServer::start(
-        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        stampede_runner::demo::DemoConfig::default(),
-    )
-    .await
-    .unwrap();
+    let demo = DemoTarget::start(&cluster, &namespace).await;
     let test = json!({
         "apiVersion": "stampede.dev/v1alpha1", "kind": "LoadTest",
         "metadata": {"name": "smoke", "namespace": namespace},
         "spec": {
-            "defaults": {"baseUrl": server.base_url()},
+            "defaults": {"baseUrl": demo.base_url()},
             "vus": 2, "duration": "2s",
             "flows": {"default": [{"name": "product", "request": {"url": "/v1/products/1"},
                                    "checks": {"ok": "status == 200"}}]},
@@ -162,25 +175,14 @@ async fn run_with_chart(mode: &str) {
     let file = dir.path().join("smoke.json");
     std::fs::write(&file, test.to_string()).unwrap();
     cluster.kubectl_ok(&["apply", "-f", file.to_str().unwrap()]);
-    let kubeconfig_admin = cluster.kubeconfig();
-    let namespace_for_wait = namespace.clone();
-    // kubectl blocks; the demo server lives on this runtime, so wait on a blocking thread.
-    let waited = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("kubectl")
-            .args([
-                "wait",
-                "-n",
-                &namespace_for_wait,
-                "--for=condition=Complete",
-                "lt/smoke",
-                "--timeout=90s",
-            ])
-            .env("KUBECONFIG", kubeconfig_admin)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let waited = cluster.kubectl_run(&[
+        "wait",
+        "-n",
+        &namespace,
+        "--for=condition=Complete",
+        "lt/smoke",
+        "--timeout=90s",
+    ]);
     let log = operator.log();
     assert!(
         waited.status.success(),
@@ -232,8 +234,15 @@ async fn run_with_chart(mode: &str) {
     // And the chart grants nothing the operator does not use: every granted verb was used in
     // this run, is one the operator hands on to the runners' Role (RBAC lets it grant only what
     // it holds), or is on the short list of calls this run does not exercise.
-    let user = format!("system:serviceaccount:{RELEASE_NAMESPACE}:{account}");
-    let audit = cluster.stand_in().expect("the stand-in").audit(&user);
+    let Some(stand_in) = cluster.stand_in() else {
+        eprintln!(
+            "not checked on a real cluster: that every verb the chart grants is used (read \
+             from the stand-in's audit log)"
+        );
+        return;
+    };
+    let user = format!("system:serviceaccount:{release_namespace}:{account}");
+    let audit = stand_in.audit(&user);
     assert!(!audit.is_empty(), "no request of {user} was audited");
     let denied: Vec<_> = audit.iter().filter(|e| !e.allowed).collect();
     assert!(denied.is_empty(), "the chart's RBAC refused {denied:#?}");
@@ -312,7 +321,6 @@ async fn run_with_chart(mode: &str) {
             "the chart grants {verb} on {group}/{resource}, which the operator never used; used: {used:#?}"
         );
     }
-    server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
