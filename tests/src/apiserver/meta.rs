@@ -228,3 +228,52 @@ mod tests {
         assert_ne!(uid, new_uid());
     }
 }
+
+/// Numbers as a Go server keeps a custom resource: JSON decodes into int64 where it can, else
+/// float64, and a float64 with a whole value encodes without a fraction, so `570.0` comes back
+/// as `570` (kubectl's table and every client then read `570`).
+pub fn go_numbers(value: &mut Value) {
+    match value {
+        Value::Number(number) => {
+            if let Some(float) = number.as_f64()
+                && number.is_f64()
+                && float.fract() == 0.0
+                && float.abs() < 1e21
+            {
+                // Whole values below 1e21 print as integers in Go; i64 holds those up to 2^63.
+                if let Some(whole) = whole_number(float) {
+                    *value = whole;
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(go_numbers),
+        Value::Object(fields) => fields.values_mut().for_each(go_numbers),
+        _ => {}
+    }
+}
+
+fn whole_number(float: f64) -> Option<Value> {
+    if float >= i64::MIN as f64 && float < i64::MAX as f64 {
+        // The range check makes the conversion exact for whole values.
+        Some(Value::from(float as i64))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod go_number_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn whole_floats_read_back_as_integers_like_a_go_server_keeps_them() {
+        let mut value = json!({"rps": 570.0, "p95": 5.73, "count": 3, "list": [2.0, -1.0, 0.5],
+                               "huge": 1e300});
+        go_numbers(&mut value);
+        assert_eq!(
+            value.to_string(),
+            r#"{"count":3,"huge":1e+300,"list":[2,-1,0.5],"p95":5.73,"rps":570}"#
+        );
+    }
+}

@@ -8,18 +8,24 @@
 
 pub mod auth;
 pub mod builtin;
+pub mod cel;
+pub mod cr_admission;
+pub mod crd_admission;
 pub mod delegate;
 pub mod deletion;
 pub mod discovery;
 pub mod errors;
 pub mod events;
 pub mod external;
+pub mod field;
+pub mod formats;
 pub mod managed;
 pub mod meta;
 pub mod patch;
 pub mod protobuf;
 pub mod rbac;
 pub mod registry;
+pub mod render;
 pub mod routes;
 pub mod schema;
 pub mod selector;

@@ -25,6 +25,8 @@ pub struct PrinterColumn {
     pub priority: i64,
     /// Column description.
     pub description: String,
+    /// Column format (`int32`, `date-time`...), "" when none.
+    pub format: String,
 }
 
 /// A resource type served at one group/version.
@@ -473,5 +475,6 @@ fn printer_column(column: &Value) -> PrinterColumn {
         json_path: text("jsonPath"),
         priority: column.get("priority").and_then(Value::as_i64).unwrap_or(0),
         description: text("description"),
+        format: text("format"),
     }
 }

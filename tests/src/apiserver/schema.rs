@@ -14,115 +14,28 @@
 //! `x-kubernetes-list-type: set|map`, `x-kubernetes-embedded-resource` (apiVersion/kind checks),
 //! `x-kubernetes-preserve-unknown-fields` and `x-kubernetes-validations` (CEL, via kube-cel).
 //!
-//! Not supported: `format` checks (kube-apiserver validates a few formats, e.g. `date-time`),
-//! `allOf`/`anyOf`/`oneOf`/`not` value validations, `uniqueItems` (forbidden in structural
-//! schemas anyway), metadata validation of embedded objects and CEL cost limits.
+//! String `format`s are checked as kube-openapi checks them (see [`super::formats`]); writes of
+//! the status subresource validate `status` on its own, with paths relative to it in messages
+//! ([`validate_status`]).
+//!
+//! Not supported: `allOf`/`anyOf`/`oneOf`/`not` value validations, `uniqueItems` (forbidden in
+//! structural schemas anyway), metadata validation of embedded objects and the runtime CEL cost
+//! limit (the CRD's static cost limits are checked at CRD admission, [`super::crd_admission`]).
 
 use serde_json::{Map, Number, Value};
 
-/// One field-level problem, shaped like a Kubernetes StatusCause / field.Error.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FieldError {
-    /// Field path like the API server prints it: `spec.replicas`, `spec.items[0].name`. Map keys
-    /// are joined with a dot (`spec.map.key`) in OpenAPI schema errors and written as `[key]`
-    /// in list-type, embedded-resource and CEL errors, as kube-apiserver does. The notice that
-    /// CEL rules were skipped has the field `<nil>`, as kube-apiserver prints it.
-    pub field: String,
-    /// k8s cause type: "FieldValueRequired", "FieldValueInvalid", "FieldValueNotSupported",
-    /// "FieldValueTypeInvalid", "FieldValueTooLong", "FieldValueTooMany",
-    /// "FieldValueDuplicate", "FieldValueForbidden".
-    pub reason: String,
-    /// The full message as kube-apiserver prints a field error, e.g.
-    /// `spec.replicas: Invalid value: "string": spec.replicas in body must be of type integer: "string"`,
-    /// `spec.name: Required value`, `spec.mode: Unsupported value: "x": supported values: "a", "b"`,
-    /// `spec.count: Invalid value: 0: spec.count in body should be greater than or equal to 1`.
-    pub message: String,
+pub use super::field::{ErrorType, FieldError};
+use super::formats;
+use super::render::{field_value, go_float, go_json, go_quote};
+
+/// An error whose body shows the bad value, already rendered (`field.Invalid` & co).
+fn with_value(field: &str, kind: ErrorType, value: &str, detail: &str) -> FieldError {
+    FieldError::new(field, kind, Some(value), detail)
 }
 
-/// The `field.ErrorType`s this module produces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ErrorType {
-    Required,
-    Invalid,
-    TypeInvalid,
-    NotSupported,
-    Duplicate,
-    Forbidden,
-    TooLong,
-    TooMany,
-}
-
-impl ErrorType {
-    /// The StatusCause type.
-    fn reason(self) -> &'static str {
-        match self {
-            Self::Required => "FieldValueRequired",
-            Self::Invalid => "FieldValueInvalid",
-            Self::TypeInvalid => "FieldValueTypeInvalid",
-            Self::NotSupported => "FieldValueNotSupported",
-            Self::Duplicate => "FieldValueDuplicate",
-            Self::Forbidden => "FieldValueForbidden",
-            Self::TooLong => "FieldValueTooLong",
-            Self::TooMany => "FieldValueTooMany",
-        }
-    }
-
-    /// The words `field.Error` starts its body with.
-    fn label(self) -> &'static str {
-        match self {
-            Self::Required => "Required value",
-            Self::Invalid | Self::TypeInvalid => "Invalid value",
-            Self::NotSupported => "Unsupported value",
-            Self::Duplicate => "Duplicate value",
-            Self::Forbidden => "Forbidden",
-            Self::TooLong => "Too long",
-            Self::TooMany => "Too many",
-        }
-    }
-}
-
-/// Errors after which kube-apiserver does not run CEL rules (its `hasBlockingErr`): the data
-/// may not even have the shape the rules were written for.
-const CEL_BLOCKING: [ErrorType; 5] = [
-    ErrorType::NotSupported,
-    ErrorType::Required,
-    ErrorType::TooLong,
-    ErrorType::TooMany,
-    ErrorType::TypeInvalid,
-];
-
-impl FieldError {
-    /// An error whose body shows the bad value, already rendered (`field.Invalid` & co).
-    fn with_value(field: &str, kind: ErrorType, value: &str, detail: &str) -> Self {
-        let mut body = format!("{}: {value}", kind.label());
-        if !detail.is_empty() {
-            body.push_str(": ");
-            body.push_str(detail);
-        }
-        Self::from_body(field, kind, body)
-    }
-
-    /// An error whose body omits the value (`field.Required`, `Forbidden`, `TooLong`).
-    fn without_value(field: &str, kind: ErrorType, detail: &str) -> Self {
-        let body = if detail.is_empty() {
-            kind.label().to_string()
-        } else {
-            format!("{}: {detail}", kind.label())
-        };
-        Self::from_body(field, kind, body)
-    }
-
-    fn from_body(field: &str, kind: ErrorType, body: String) -> Self {
-        Self {
-            field: field.to_string(),
-            reason: kind.reason().to_string(),
-            message: format!("{field}: {body}"),
-        }
-    }
-
-    fn blocks_cel(&self) -> bool {
-        CEL_BLOCKING.iter().any(|kind| kind.reason() == self.reason)
-    }
+/// An error whose body omits the value (`field.Required`, `Forbidden`, `TooLong`).
+fn without_value(field: &str, kind: ErrorType, detail: &str) -> FieldError {
+    FieldError::new(field, kind, None, detail)
 }
 
 /// Fields of a resource's root (and of an embedded resource) that belong to the API machinery,
@@ -418,25 +331,64 @@ fn prune_declared_only(schema: &Value, value: &mut Value, is_root: bool) {
 /// integer or string), `required`, `enum`, `minimum`/`maximum` (+ exclusive), `minLength`/
 /// `maxLength`, `minItems`/`maxItems`, `minProperties`/`maxProperties`, `pattern`, `multipleOf`,
 /// `x-kubernetes-list-type: set` (duplicates → FieldValueDuplicate `Duplicate value: ...`)
-/// and `map` (duplicate keys), apiVersion/kind of embedded resources, then the CEL rules
-/// `x-kubernetes-validations`. `format` is not checked.
+/// and `map` (duplicate keys), string `format`s, apiVersion/kind of embedded resources, then the
+/// CEL rules `x-kubernetes-validations`.
 ///
 /// Like kube-apiserver, CEL rules are not run at all when an earlier error is a type,
 /// required, enum, too-long or too-many one (the data may not have the shape the rules expect);
 /// if the schema has rules, a last error with the field `<nil>` then says so, as the apiserver
 /// does. The top-level apiVersion/kind/metadata are not validated by this function.
 pub fn validate(schema: &serde_json::Value, object: &serde_json::Value) -> Vec<FieldError> {
-    let mut errors = Vec::new();
-    check_value(schema, object, "", &META_FIELDS, &mut errors);
+    validate_after(schema, object, Vec::new())
+}
+
+/// [`validate`] after the errors `earlier` checks found (object metadata): they come first and
+/// count when deciding whether the CEL rules run.
+pub fn validate_after(
+    schema: &serde_json::Value,
+    object: &serde_json::Value,
+    earlier: Vec<FieldError>,
+) -> Vec<FieldError> {
+    let mut errors = earlier;
+    check_value(schema, object, "", "", &META_FIELDS, &mut errors);
     check_embedded_resources(schema, object, "", &META_FIELDS, &mut errors);
     check_list_types(schema, object, "", &META_FIELDS, &mut errors);
+    run_cel_pass(schema, object, &mut errors);
+    errors
+}
+
+/// The CEL pass, or the notice that it was skipped after blocking errors.
+fn run_cel_pass(schema: &Value, object: &Value, errors: &mut Vec<FieldError>) {
     if has_cel_rules(schema) {
         if errors.iter().any(FieldError::blocks_cel) {
             errors.push(cel_skipped_notice());
         } else {
-            check_cel(schema, object, "", &META_FIELDS, &mut errors);
+            check_cel(schema, object, "", &META_FIELDS, errors);
         }
     }
+}
+
+/// Validates a write of the status subresource the way apiextensions-apiserver does: the OpenAPI
+/// pass covers `status` alone (its messages name paths relative to `status`), the list-type
+/// and CEL passes the whole object.
+pub fn validate_status(schema: &serde_json::Value, object: &serde_json::Value) -> Vec<FieldError> {
+    validate_status_after(schema, object, Vec::new())
+}
+
+/// [`validate_status`] after the errors `earlier` checks found.
+pub fn validate_status_after(
+    schema: &serde_json::Value,
+    object: &serde_json::Value,
+    earlier: Vec<FieldError>,
+) -> Vec<FieldError> {
+    let mut errors = earlier;
+    if let (Some(status_schema), Some(status)) = (property(schema, "status"), object.get("status"))
+    {
+        check_value(status_schema, status, "status", "status", &[], &mut errors);
+        check_embedded_resources(status_schema, status, "status", &[], &mut errors);
+    }
+    check_list_types(schema, object, "", &META_FIELDS, &mut errors);
+    run_cel_pass(schema, object, &mut errors);
     errors
 }
 
@@ -448,30 +400,48 @@ fn check_value(
     schema: &Value,
     value: &Value,
     path: &str,
+    base: &str,
     skip: &[&str],
     errors: &mut Vec<FieldError>,
 ) {
-    errors.extend(check_type(schema, value, path));
+    errors.extend(check_type(schema, value, path, base));
     match value {
-        Value::String(text) => errors.extend(check_string(schema, text, path)),
-        Value::Number(number) => check_number(schema, number, path, errors),
-        Value::Array(items) => check_array(schema, items, path, errors),
+        Value::String(text) => {
+            errors.extend(check_string(schema, text, path, base));
+            errors.extend(check_format(schema, text, path, base));
+        }
+        Value::Number(number) => check_number(schema, number, path, base, errors),
+        Value::Array(items) => check_array(schema, items, path, base, errors),
         _ => {}
     }
     errors.extend(check_enum(schema, value, path));
     if let Value::Object(map) = value {
-        check_object(schema, map, path, skip, errors);
+        check_object(schema, map, path, base, skip, errors);
+    }
+}
+
+/// The path kube-openapi names in its messages: relative to the validated node, which is the
+/// root for writes of the object and `status` for writes of the status subresource.
+fn in_body<'a>(path: &'a str, base: &str) -> &'a str {
+    if base.is_empty() {
+        return path;
+    }
+    match path.strip_prefix(base) {
+        Some("") => "",
+        Some(rest) => rest.strip_prefix('.').unwrap_or(path),
+        None => path,
     }
 }
 
 /// kube-openapi's `errors.InvalidType` turned into a field error: the "value" it shows is the
 /// JSON type (or format) the data had, not the data.
-fn type_error(path: &str, expected: &str, actual: &str) -> FieldError {
+fn type_error(path: &str, base: &str, expected: &str, actual: &str) -> FieldError {
     let detail = format!(
-        "{path} in body must be of type {expected}: {}",
+        "{} in body must be of type {expected}: {}",
+        in_body(path, base),
         go_quote(actual)
     );
-    FieldError::with_value(path, ErrorType::TypeInvalid, &go_quote(actual), &detail)
+    with_value(path, ErrorType::TypeInvalid, &go_quote(actual), &detail)
 }
 
 /// The JSON type of decoded data, and the Go format kube-openapi infers from its Go type (the
@@ -489,7 +459,7 @@ fn json_type(value: &Value) -> (&'static str, &'static str) {
 }
 
 /// kube-openapi's typeValidator, including its handling of `format` on non-string data.
-fn check_type(schema: &Value, value: &Value, path: &str) -> Option<FieldError> {
+fn check_type(schema: &Value, value: &Value, path: &str, base: &str) -> Option<FieldError> {
     let types = schema_types(schema);
     let format = str_field(schema, "format");
     if types.is_empty() && format.is_empty() {
@@ -497,7 +467,7 @@ fn check_type(schema: &Value, value: &Value, path: &str) -> Option<FieldError> {
     }
     if value.is_null() {
         let allowed = types.is_empty() || types.contains(&"null") || nullable(schema);
-        return (!allowed).then(|| type_error(path, &types.join(","), "null"));
+        return (!allowed).then(|| type_error(path, base, &types.join(","), "null"));
     }
     let (actual, actual_format) = json_type(value);
     // A float with no fractional part is an integer; an integer is also a number.
@@ -510,13 +480,37 @@ fn check_type(schema: &Value, value: &Value, path: &str) -> Option<FieldError> {
     let stringish = value.is_string() || value.is_array();
     let format_ok = format.is_empty() || stringish || matches || actual_format == format;
     if !format_ok {
-        return Some(type_error(path, format, actual_format));
+        return Some(type_error(path, base, format, actual_format));
     }
     let numeric_schema = types.contains(&"number") || types.contains(&"integer");
     if !numeric_schema && !format.is_empty() && stringish {
         return None;
     }
-    (!matches).then(|| type_error(path, &types.join(","), actual))
+    (!matches).then(|| type_error(path, base, &types.join(","), actual))
+}
+
+/// kube-openapi's format validator, for the string formats the apiserver keeps (on schemas of
+/// type string or without a type): a string that is not of its format is a type error.
+fn check_format(schema: &Value, text: &str, path: &str, base: &str) -> Option<FieldError> {
+    let format = str_field(schema, "format");
+    let types = schema_types(schema);
+    if format.is_empty() || !(types.is_empty() || types == ["string"]) {
+        return None;
+    }
+    if formats::check(format, text) != Some(false) {
+        return None;
+    }
+    let detail = format!(
+        "{} in body must be of type {format}: {}",
+        in_body(path, base),
+        go_quote(text)
+    );
+    Some(with_value(
+        path,
+        ErrorType::TypeInvalid,
+        &go_quote(text),
+        &detail,
+    ))
 }
 
 /// Like go-openapi's `swag.IsFloat64AJSONInteger`: a whole number, give or take rounding.
@@ -525,30 +519,33 @@ fn is_json_integer(value: f64) -> bool {
 }
 
 /// maxLength, minLength and pattern; like kube-openapi, only the first failure is reported.
-fn check_string(schema: &Value, text: &str, path: &str) -> Option<FieldError> {
+fn check_string(schema: &Value, text: &str, path: &str, base: &str) -> Option<FieldError> {
     let length = text.chars().count() as u64;
     if let Some(max) = unsigned(schema, "maxLength")
         && length > max
     {
         let detail = format!("may not be longer than {max}");
-        return Some(FieldError::without_value(path, ErrorType::TooLong, &detail));
+        return Some(without_value(path, ErrorType::TooLong, &detail));
     }
     if let Some(min) = unsigned(schema, "minLength")
         && length < min
     {
-        let detail = format!("{path} in body should be at least {min} chars long");
+        let detail = format!(
+            "{} in body should be at least {min} chars long",
+            in_body(path, base)
+        );
         return Some(invalid(path, &go_quote(text), &detail));
     }
     let pattern = str_field(schema, "pattern");
     if !pattern.is_empty() && pattern_matches(pattern, text) == Some(false) {
-        let detail = format!("{path} in body should match '{pattern}'");
+        let detail = format!("{} in body should match '{pattern}'", in_body(path, base));
         return Some(invalid(path, &go_quote(text), &detail));
     }
     None
 }
 
 fn invalid(path: &str, value: &str, detail: &str) -> FieldError {
-    FieldError::with_value(path, ErrorType::Invalid, value, detail)
+    with_value(path, ErrorType::Invalid, value, detail)
 }
 
 /// Whether `text` matches `pattern` (unanchored, like Go's `regexp.MatchString`), using the CEL
@@ -618,12 +615,21 @@ impl Num {
 }
 
 /// multipleOf, minimum, maximum — all reported, in kube-openapi's order.
-fn check_number(schema: &Value, number: &Number, path: &str, errors: &mut Vec<FieldError>) {
+fn check_number(
+    schema: &Value,
+    number: &Number,
+    path: &str,
+    base: &str,
+    errors: &mut Vec<FieldError>,
+) {
     let data = Num::of(number);
     if let Some(factor) = float(schema, "multipleOf")
         && let Some(factor) = not_multiple_of(data, factor)
     {
-        let detail = format!("{path} in body should be a multiple of {factor}");
+        let detail = format!(
+            "{} in body should be a multiple of {factor}",
+            in_body(path, base)
+        );
         errors.push(invalid(path, &data.render(), &detail));
     }
     if let Some(min) = float(schema, "minimum") {
@@ -635,7 +641,11 @@ fn check_number(schema: &Value, number: &Number, path: &str, errors: &mut Vec<Fi
             } else {
                 "greater than or equal to"
             };
-            let detail = format!("{path} in body should be {relation} {}", bound.render());
+            let detail = format!(
+                "{} in body should be {relation} {}",
+                in_body(path, base),
+                bound.render()
+            );
             errors.push(invalid(path, &data.render(), &detail));
         }
     }
@@ -648,7 +658,11 @@ fn check_number(schema: &Value, number: &Number, path: &str, errors: &mut Vec<Fi
             } else {
                 "less than or equal to"
             };
-            let detail = format!("{path} in body should be {relation} {}", bound.render());
+            let detail = format!(
+                "{} in body should be {relation} {}",
+                in_body(path, base),
+                bound.render()
+            );
             errors.push(invalid(path, &data.render(), &detail));
         }
     }
@@ -669,17 +683,33 @@ fn not_multiple_of(data: Num, factor: f64) -> Option<String> {
 }
 
 /// items first, then minItems and maxItems.
-fn check_array(schema: &Value, items: &[Value], path: &str, errors: &mut Vec<FieldError>) {
+fn check_array(
+    schema: &Value,
+    items: &[Value],
+    path: &str,
+    base: &str,
+    errors: &mut Vec<FieldError>,
+) {
     if let Some(item_schema) = items_schema(schema) {
         for (index, item) in items.iter().enumerate() {
-            check_value(item_schema, item, &index_path(path, index), &[], errors);
+            check_value(
+                item_schema,
+                item,
+                &index_path(path, index),
+                base,
+                &[],
+                errors,
+            );
         }
     }
     let count = items.len() as u64;
     if let Some(min) = unsigned(schema, "minItems")
         && count < min
     {
-        let detail = format!("{path} in body should have at least {min} items");
+        let detail = format!(
+            "{} in body should have at least {min} items",
+            in_body(path, base)
+        );
         errors.push(invalid(path, &count.to_string(), &detail));
     }
     if let Some(max) = unsigned(schema, "maxItems")
@@ -691,7 +721,7 @@ fn check_array(schema: &Value, items: &[Value], path: &str, errors: &mut Vec<Fie
 
 fn too_many(path: &str, count: u64, max: u64) -> FieldError {
     let detail = format!("must have at most {max} items");
-    FieldError::with_value(path, ErrorType::TooMany, &count.to_string(), &detail)
+    with_value(path, ErrorType::TooMany, &count.to_string(), &detail)
 }
 
 /// `enum`. Like kube-openapi, null never matches (not even a `null` in the list), so a
@@ -705,14 +735,14 @@ fn check_enum(schema: &Value, value: &Value, path: &str) -> Option<FieldError> {
         .iter()
         .map(|a| match a {
             Value::String(text) => go_quote(text),
-            other => go_quote(&json_text(other)),
+            other => go_quote(&go_json(other)),
         })
         .collect();
     let detail = format!("supported values: {}", supported.join(", "));
-    Some(FieldError::with_value(
+    Some(with_value(
         path,
         ErrorType::NotSupported,
-        &render_value(value),
+        &field_value(value),
         &detail,
     ))
 }
@@ -735,6 +765,7 @@ fn check_object(
     schema: &Value,
     map: &Map<String, Value>,
     path: &str,
+    base: &str,
     skip: &[&str],
     errors: &mut Vec<FieldError>,
 ) {
@@ -742,7 +773,10 @@ fn check_object(
     if let Some(min) = unsigned(schema, "minProperties")
         && count < min
     {
-        let detail = format!("{path} in body should have at least {min} properties");
+        let detail = format!(
+            "{} in body should have at least {min} properties",
+            in_body(path, base)
+        );
         errors.push(invalid(path, &count.to_string(), &detail));
         return;
     }
@@ -756,20 +790,34 @@ fn check_object(
     if let Some(values_schema) = map_values_schema(schema) {
         for (name, child) in map {
             if property(schema, name).is_none() && !skipped(name) {
-                check_value(values_schema, child, &child_path(path, name), &[], errors);
+                check_value(
+                    values_schema,
+                    child,
+                    &child_path(path, name),
+                    base,
+                    &[],
+                    errors,
+                );
             }
         }
     }
     for (name, prop_schema) in properties(schema).into_iter().flatten() {
         if let Some(child) = map.get(name).filter(|_| !skipped(name)) {
-            check_value(prop_schema, child, &child_path(path, name), &[], errors);
+            check_value(
+                prop_schema,
+                child,
+                &child_path(path, name),
+                base,
+                &[],
+                errors,
+            );
         }
     }
     let required = schema.get("required").and_then(Value::as_array);
     for name in required.into_iter().flatten().filter_map(Value::as_str) {
         if !map.contains_key(name) && !skipped(name) {
             let field = child_path(path, name);
-            errors.push(FieldError::without_value(&field, ErrorType::Required, ""));
+            errors.push(without_value(&field, ErrorType::Required, ""));
         }
     }
 }
@@ -841,7 +889,7 @@ fn check_type_meta(map: &Map<String, Value>, path: &str, errors: &mut Vec<FieldE
     for name in ["apiVersion", "kind"] {
         let field = child_path(path, name);
         match map.get(name) {
-            None => errors.push(FieldError::without_value(
+            None => errors.push(without_value(
                 &field,
                 ErrorType::Required,
                 "must not be empty",
@@ -850,7 +898,7 @@ fn check_type_meta(map: &Map<String, Value>, path: &str, errors: &mut Vec<FieldE
                 errors.push(invalid(&field, &go_quote(text), "must not be empty"));
             }
             Some(Value::String(_)) => {}
-            Some(other) => errors.push(invalid(&field, &render_value(other), "must be a string")),
+            Some(other) => errors.push(invalid(&field, &field_value(other), "must be a string")),
         }
     }
 }
@@ -881,10 +929,10 @@ fn check_list_set(items: &[Value], path: &str, errors: &mut Vec<FieldError>) {
     for (index, item) in items.iter().enumerate() {
         let earlier = items[..index].iter().filter(|seen| *seen == item).count();
         if earlier == 1 {
-            errors.push(FieldError::with_value(
+            errors.push(with_value(
                 &index_path(path, index),
                 ErrorType::Duplicate,
-                &render_value(item),
+                &field_value(item),
                 "",
             ));
         }
@@ -901,7 +949,7 @@ fn check_list_map(schema: &Value, items: &[Value], path: &str, errors: &mut Vec<
             let detail = "must be an object for an array of list-type map";
             errors.push(invalid(
                 &index_path(path, index),
-                &render_value(item),
+                &field_value(item),
                 detail,
             ));
         }
@@ -935,7 +983,7 @@ fn check_list_map(schema: &Value, items: &[Value], path: &str, errors: &mut Vec<
             .collect();
         if seen.contains(&keys) {
             let shown = list_map_key_json(&key_names, &keys);
-            errors.push(FieldError::with_value(
+            errors.push(with_value(
                 &index_path(path, index),
                 ErrorType::Duplicate,
                 &shown,
@@ -957,7 +1005,7 @@ fn list_map_key_json(names: &[&str], keys: &[Option<&Value>]) -> String {
             (name.to_string(), key)
         })
         .collect();
-    json_text(&Value::Object(shown))
+    go_json(&Value::Object(shown))
 }
 
 // --- CEL rules (x-kubernetes-validations) ----------------------------------------------------
@@ -988,10 +1036,10 @@ fn has_cel_rules(schema: &Value) -> bool {
 
 /// kube-apiserver's fieldless error when it skipped the CEL rules.
 fn cel_skipped_notice() -> FieldError {
-    FieldError::with_value(
+    with_value(
         "<nil>",
         ErrorType::Invalid,
-        "\"null\"",
+        "null",
         "some validation rules were not checked because the object was invalid; \
          correct the existing errors to complete validation",
     )
@@ -1023,9 +1071,8 @@ fn run_node_rules(schema: &Value, value: &Value, path: &str, errors: &mut Vec<Fi
     let Err(failures) = kube_cel::validate(&node, value, None) else {
         return;
     };
-    let schema_type = str_field(schema, "type");
     for failure in failures.into_vec() {
-        errors.push(cel_error(path, schema_type, &failure));
+        errors.push(cel_error(path, value, &failure));
     }
 }
 
@@ -1061,27 +1108,25 @@ fn strip_rules(schema: &mut Value) {
     }
 }
 
-/// A kube-cel failure as the apiserver reports a rule: `field.Invalid(path, <schema type>,
-/// message)`, or the error type the rule's `reason` asks for.
-fn cel_error(path: &str, schema_type: &str, failure: &kube_cel::ValidationError) -> FieldError {
+/// A kube-cel failure as 1.36 reports a rule: `field.Invalid(path, <the node's value>, message)`
+/// — a scalar value is shown the Go way, a list, map or object is left out — or the error type
+/// the rule's `reason` asks for (Forbidden and Required show no value, Duplicate none either).
+fn cel_error(path: &str, value: &Value, failure: &kube_cel::ValidationError) -> FieldError {
     let field = rule_field_path(path, &failure.field_path);
     let message = failure.message.trim();
-    let shown_type = go_quote(schema_type);
+    let shown = match value {
+        Value::Array(_) | Value::Object(_) | Value::Null => None,
+        scalar => Some(field_value(scalar)),
+    };
     let reason = match failure.kind {
         kube_cel::ErrorKind::ValidationFailure => failure.reason.as_deref(),
         _ => None,
     };
     match reason {
-        Some("FieldValueForbidden") => {
-            FieldError::without_value(&field, ErrorType::Forbidden, message)
-        }
-        Some("FieldValueRequired") => {
-            FieldError::without_value(&field, ErrorType::Required, message)
-        }
-        Some("FieldValueDuplicate") => {
-            FieldError::with_value(&field, ErrorType::Duplicate, &shown_type, "")
-        }
-        _ => FieldError::with_value(&field, ErrorType::Invalid, &shown_type, message),
+        Some("FieldValueForbidden") => without_value(&field, ErrorType::Forbidden, message),
+        Some("FieldValueRequired") => without_value(&field, ErrorType::Required, message),
+        Some("FieldValueDuplicate") => FieldError::new(&field, ErrorType::Duplicate, None, ""),
+        _ => FieldError::new(&field, ErrorType::Invalid, shown.as_deref(), message),
     }
 }
 
@@ -1125,98 +1170,6 @@ pub fn invalid_message(kind: &str, group: &str, name: &str, errors: &[FieldError
         [single] => format!("{head}: {single}"),
         several => format!("{head}: [{}]", several.join(", ")),
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Go-style rendering
-// ---------------------------------------------------------------------------------------------
-
-/// A bad value as `field.Error` prints it: strings quoted, numbers and booleans bare, null as
-/// `"null"`; objects and arrays as compact JSON (what current apiservers print).
-fn render_value(value: &Value) -> String {
-    match value {
-        Value::Null => go_quote("null"),
-        Value::Bool(flag) => flag.to_string(),
-        Value::Number(number) => Num::of(number).render(),
-        Value::String(text) => go_quote(text),
-        Value::Array(_) | Value::Object(_) => json_text(value),
-    }
-}
-
-/// Compact JSON, with whole floats printed like Go's encoding/json does (`1`, not `1.0`).
-fn json_text(value: &Value) -> String {
-    match value {
-        Value::Number(number) => match Num::of(number) {
-            Num::Float(float) if float.fract() == 0.0 && float.abs() < 1e21 => {
-                format!("{float:.0}")
-            }
-            _ => number.to_string(),
-        },
-        Value::Array(items) => {
-            let inner: Vec<String> = items.iter().map(json_text).collect();
-            format!("[{}]", inner.join(","))
-        }
-        Value::Object(map) => {
-            let inner: Vec<String> = map
-                .iter()
-                .map(|(name, child)| format!("{}:{}", json_string(name), json_text(child)))
-                .collect();
-            format!("{{{}}}", inner.join(","))
-        }
-        other => other.to_string(),
-    }
-}
-
-fn json_string(text: &str) -> String {
-    Value::String(text.to_string()).to_string()
-}
-
-/// Go's `%v` for a float64: the shortest representation, in exponent form (`1e+06`) when the
-/// exponent is below -4 or at least 6 (the apiserver prints bounds and float data this way).
-fn go_float(value: f64) -> String {
-    if !value.is_finite() {
-        return value.to_string();
-    }
-    if value == 0.0 {
-        return "0".to_string();
-    }
-    let scientific = format!("{value:e}");
-    let Some((mantissa, exponent)) = scientific.split_once('e') else {
-        return value.to_string();
-    };
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    if (-4..6).contains(&exponent) {
-        return value.to_string();
-    }
-    let sign = if exponent < 0 { '-' } else { '+' };
-    format!("{mantissa}e{sign}{:02}", exponent.abs())
-}
-
-/// Go's `%q` / `strconv.Quote`: double quotes, with quotes, backslashes and control
-/// characters escaped.
-fn go_quote(text: &str) -> String {
-    let mut quoted = String::with_capacity(text.len() + 2);
-    quoted.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => quoted.push_str("\\\""),
-            '\\' => quoted.push_str("\\\\"),
-            '\n' => quoted.push_str("\\n"),
-            '\r' => quoted.push_str("\\r"),
-            '\t' => quoted.push_str("\\t"),
-            '\u{7}' => quoted.push_str("\\a"),
-            '\u{8}' => quoted.push_str("\\b"),
-            '\u{b}' => quoted.push_str("\\v"),
-            '\u{c}' => quoted.push_str("\\f"),
-            c if c.is_control() && (c as u32) < 0x80 => {
-                quoted.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c if c.is_control() => quoted.push_str(&format!("\\u{:04x}", c as u32)),
-            c => quoted.push(c),
-        }
-    }
-    quoted.push('"');
-    quoted
 }
 
 #[cfg(test)]
@@ -1825,7 +1778,7 @@ mod tests {
             vec![FieldError {
                 field: "spec".into(),
                 reason: "FieldValueInvalid".into(),
-                message: r#"spec: Invalid value: "object": min must not exceed max"#.into(),
+                message: r#"spec: Invalid value: min must not exceed max"#.into(),
             }]
         );
     }
@@ -1839,7 +1792,7 @@ mod tests {
             messages(&schema, &object),
             vec![
                 "spec.minReplicas: Invalid value: -1: spec.minReplicas in body should be greater than or equal to 0",
-                r#"spec: Invalid value: "object": min must not exceed max"#,
+                r#"spec: Invalid value: min must not exceed max"#,
             ]
         );
     }
@@ -1856,7 +1809,7 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![
                 "spec.name: Too long: may not be longer than 3",
-                "<nil>: Invalid value: \"null\": some validation rules were not checked because \
+                "<nil>: Invalid value: null: some validation rules were not checked because \
                  the object was invalid; correct the existing errors to complete validation",
             ]
         );
@@ -1880,7 +1833,7 @@ mod tests {
         let object = json!({"spec": {"flows": {"login": [{"request": "/"}, {}]}}});
         assert_eq!(
             messages(&schema, &object),
-            vec![r#"spec.flows[login][1]: Invalid value: "object": set one of request or sleep"#]
+            vec![r#"spec.flows[login][1]: Invalid value: set one of request or sleep"#]
         );
     }
 
@@ -1901,7 +1854,78 @@ mod tests {
             messages(&schema, &json!({"spec": {"a": {}}})),
             vec![
                 "spec.a.b: Required value: b is needed",
-                r#"spec.a: Invalid value: "object": failed rule: false"#,
+                r#"spec.a: Invalid value: failed rule: false"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn rule_failures_show_scalar_values_and_omit_compound_ones() {
+        let schema = spec_with(json!({
+            "s": {"type": "string", "x-kubernetes-validations": [{"rule": "self != 'bad'", "message": "s is bad"}]},
+            "i": {"type": "integer", "x-kubernetes-validations": [{"rule": "self < 10"}]},
+            "l": {"type": "array", "items": {"type": "string"},
+                  "x-kubernetes-validations": [{"rule": "size(self) < 2", "message": "too many"}]}
+        }));
+        let mut found = messages(
+            &schema,
+            &json!({"spec": {"s": "bad", "i": 11, "l": ["a", "b"]}}),
+        );
+        found.sort();
+        assert_eq!(
+            found,
+            vec![
+                "spec.i: Invalid value: 11: failed rule: self < 10",
+                "spec.l: Invalid value: too many",
+                r#"spec.s: Invalid value: "bad": s is bad"#,
+            ]
+        );
+    }
+
+    // --- formats and status writes ----------------------------------------------------------------
+
+    fn status_schema() -> Value {
+        json!({"type": "object", "properties": {
+            "spec": {"type": "object", "x-kubernetes-validations": [{"rule": "true"}]},
+            "status": {"type": "object", "properties": {
+                "completionTime": {"type": "string", "format": "date-time"},
+                "count": {"type": "integer"}
+            }}
+        }})
+    }
+
+    #[test]
+    fn date_times_are_checked() {
+        let schema = status_schema();
+        let ok = json!({"status": {"completionTime": "2026-01-02T10:00:00Z"}});
+        assert_eq!(validate(&schema, &ok), vec![]);
+        assert_eq!(
+            messages(&schema, &json!({"status": {"completionTime": "garbage"}})),
+            vec![
+                r#"status.completionTime: Invalid value: "garbage": status.completionTime in body must be of type date-time: "garbage""#,
+                "<nil>: Invalid value: null: some validation rules were not checked because \
+                 the object was invalid; correct the existing errors to complete validation",
+            ]
+        );
+    }
+
+    #[test]
+    fn status_writes_name_paths_relative_to_status() {
+        let schema = status_schema();
+        let object = json!({"spec": {"ignored": "x"},
+                            "status": {"completionTime": "2026-02-30T10:00:00Z", "count": "many"}});
+        let mut found: Vec<String> = validate_status(&schema, &object)
+            .into_iter()
+            .map(|e| e.message)
+            .collect();
+        found.sort();
+        assert_eq!(
+            found,
+            vec![
+                "<nil>: Invalid value: null: some validation rules were not checked because \
+                 the object was invalid; correct the existing errors to complete validation",
+                r#"status.completionTime: Invalid value: "2026-02-30T10:00:00Z": completionTime in body must be of type date-time: "2026-02-30T10:00:00Z""#,
+                r#"status.count: Invalid value: "string": count in body must be of type integer: "string""#,
             ]
         );
     }
@@ -1910,9 +1934,8 @@ mod tests {
 
     #[test]
     fn invalid_message_with_one_and_several_errors() {
-        let required = FieldError::without_value("spec.a", ErrorType::Required, "");
-        let too_long =
-            FieldError::without_value("spec.b", ErrorType::TooLong, "may not be longer than 2");
+        let required = without_value("spec.a", ErrorType::Required, "");
+        let too_long = without_value("spec.b", ErrorType::TooLong, "may not be longer than 2");
         assert_eq!(
             invalid_message(
                 "LoadTest",
@@ -1934,23 +1957,6 @@ mod tests {
         assert_eq!(
             invalid_message("ConfigMap", "", "c", &[]),
             r#"ConfigMap "c" is invalid"#
-        );
-    }
-
-    // --- rendering ------------------------------------------------------------------------------
-
-    #[test]
-    fn values_render_like_go() {
-        assert_eq!(go_float(1.0), "1");
-        assert_eq!(go_float(0.5), "0.5");
-        assert_eq!(go_float(123456.0), "123456");
-        assert_eq!(go_float(1234567.0), "1.234567e+06");
-        assert_eq!(go_float(0.00001), "1e-05");
-        assert_eq!(go_quote("a\"b\\c\n"), r#""a\"b\\c\n""#);
-        assert_eq!(render_value(&json!(null)), r#""null""#);
-        assert_eq!(
-            render_value(&json!({"b": [1.0, true], "a": "x"})),
-            r#"{"a":"x","b":[1,true]}"#
         );
     }
 
@@ -2007,7 +2013,7 @@ mod tests {
             messages(&schema, &object),
             vec![
                 r#"spec.vus: Invalid value: "string": spec.vus in body must be of type integer: "string""#,
-                "<nil>: Invalid value: \"null\": some validation rules were not checked because \
+                "<nil>: Invalid value: null: some validation rules were not checked because \
                  the object was invalid; correct the existing errors to complete validation",
             ]
         );
@@ -2016,14 +2022,14 @@ mod tests {
         assert_eq!(
             messages(&schema, &object),
             vec![
-                r#"spec.flows[default][0]: Invalid value: "object": a step does exactly one thing: set one of request, sleep or group, not both request and group"#
+                r#"spec.flows[default][0]: Invalid value: a step does exactly one thing: set one of request, sleep or group, not both request and group"#
             ]
         );
         assert_eq!(
             messages(&schema, &json!({})),
             vec![
                 "spec: Required value",
-                "<nil>: Invalid value: \"null\": some validation rules were not checked because \
+                "<nil>: Invalid value: null: some validation rules were not checked because \
                  the object was invalid; correct the existing errors to complete validation",
             ]
         );

@@ -40,16 +40,20 @@ pub fn table(
         return events_table(objects, include, resource_version);
     }
     let columns = columns(resource);
-    let definitions: Vec<Value> = std::iter::once(json!({
-        "name": "Name", "type": "string", "format": "name", "priority": 0,
-        "description": "Name must be unique within a namespace."
-    }))
-    .chain(columns.iter().map(|c| {
-        json!({"name": c.name, "type": if c.column_type == "date" { "string" } else { c.column_type.as_str() },
-               "format": "",
-               "priority": c.priority, "description": c.description})
-    }))
-    .collect();
+    let definitions: Vec<Value> = if resource.is_custom() {
+        custom_definitions(&columns)
+    } else {
+        std::iter::once(json!({
+            "name": "Name", "type": "string", "format": "name", "priority": 0,
+            "description": "Name must be unique within a namespace."
+        }))
+        .chain(columns.iter().map(|c| {
+            json!({"name": c.name, "type": if c.column_type == "date" { "string" } else { c.column_type.as_str() },
+                   "format": "",
+                   "priority": c.priority, "description": c.description})
+        }))
+        .collect()
+    };
     let rows: Vec<Value> = objects
         .iter()
         .map(|object| row(resource, &columns, object, include))
@@ -65,6 +69,34 @@ pub fn table(
         "columnDefinitions": definitions,
         "rows": rows,
     })
+}
+
+/// The column definitions of a custom resource's table, as apiextensions' table convertor
+/// writes them: ObjectMeta's description of the name, each printer column's type and format as
+/// declared, and a description naming its JSONPath when the CRD gives none.
+fn custom_definitions(columns: &[PrinterColumn]) -> Vec<Value> {
+    const NAME_DESCRIPTION: &str = "Name must be unique within a namespace. Is required when \
+        creating resources, although some resources may allow a client to request the generation \
+        of an appropriate name automatically. Name is primarily intended for creation idempotence \
+        and configuration definition. Cannot be updated. More info: \
+        https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names";
+    std::iter::once(json!({
+        "name": "Name", "type": "string", "format": "name", "priority": 0,
+        "description": NAME_DESCRIPTION
+    }))
+    .chain(columns.iter().map(|c| {
+        let description = if c.description.is_empty() {
+            format!(
+                "Custom resource definition column (in JSONPath format): {}",
+                c.json_path
+            )
+        } else {
+            c.description.clone()
+        };
+        json!({"name": c.name, "type": c.column_type, "format": c.format,
+               "priority": c.priority, "description": description})
+    }))
+    .collect()
 }
 
 /// `kubectl get events`: kube-apiserver's event columns, with the name last (wide only).
@@ -208,6 +240,7 @@ fn columns(resource: &ResourceType) -> Vec<PrinterColumn> {
         json_path: json_path.into(),
         priority: 0,
         description: String::new(),
+        format: String::new(),
     };
     let age = column("Age", "date", ".metadata.creationTimestamp");
     if resource.is_custom() {

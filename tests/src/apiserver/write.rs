@@ -5,6 +5,8 @@
 use serde_json::{Value, json};
 
 use super::builtin;
+use super::cr_admission;
+use super::crd_admission;
 use super::deletion::{self, collect_garbage};
 use super::errors::{ApiError, qualified};
 use super::managed;
@@ -78,6 +80,9 @@ pub fn create(
             "the request body must be a JSON object",
         ));
     }
+    if resource.is_custom() {
+        cr_admission::decode_type_meta(resource, &body, options.strict)?;
+    }
     let metadata = meta::metadata_mut(&mut body);
     let mut name = metadata
         .get("name")
@@ -89,7 +94,7 @@ pub fn create(
             .get("generateName")
             .and_then(Value::as_str)
             .unwrap_or("");
-        if prefix.is_empty() {
+        if prefix.is_empty() && !resource.is_custom() {
             return Err(invalid(
                 resource,
                 "",
@@ -100,8 +105,11 @@ pub fn create(
                 )],
             ));
         }
-        name = format!("{prefix}{}", meta::random_suffix());
-        metadata.insert("name".into(), json!(name));
+        // A custom resource without either is refused by validation, with its other errors.
+        if !prefix.is_empty() {
+            name = format!("{prefix}{}", meta::random_suffix());
+            metadata.insert("name".into(), json!(name));
+        }
     }
     check_namespace(store, resource, namespace, &body)?;
     let key = key_of(resource, namespace, &name);
@@ -187,6 +195,9 @@ pub fn update(
             "the request body must be a JSON object",
         ));
     }
+    if resource.is_custom() {
+        cr_admission::decode_type_meta(resource, &body, options.strict)?;
+    }
     let body_name = meta::meta_str(&body, "name");
     if !body_name.is_empty() && body_name != name {
         return Err(ApiError::bad_request(format!(
@@ -255,7 +266,11 @@ pub fn patch(
     };
     let patch_body: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+    // The stored object is converted to the URL's version before the patch applies.
     let mut patched = old.clone();
+    if let Some(map) = patched.as_object_mut() {
+        map.insert("apiVersion".into(), json!(resource.api_version()));
+    }
     let result = match kind {
         PatchKind::Merge => patch::merge_patch(&mut patched, &patch_body),
         PatchKind::Json => patch::json_patch(&mut patched, &patch_body),
@@ -318,15 +333,7 @@ fn apply(
     if !applied.is_object() {
         return Err(ApiError::bad_request("the apply body must be an object"));
     }
-    if applied.get("apiVersion").and_then(Value::as_str) != Some(&resource.api_version())
-        || applied.get("kind").and_then(Value::as_str) != Some(&resource.kind)
-    {
-        return Err(ApiError::bad_request(format!(
-            "apiVersion and kind of the applied object must be {} {}",
-            resource.api_version(),
-            resource.kind
-        )));
-    }
+    cr_admission::check_applied_type(resource, &applied)?;
     if options.manager.is_empty() {
         return Err(ApiError::bad_request(
             "PATCH, application/apply-patch+yaml: fieldManager must be set",
@@ -402,6 +409,21 @@ fn admit(
     subresource: Option<&str>,
     options: &WriteOptions,
 ) -> Result<Written, ApiError> {
+    if resource.is_custom() {
+        let errors = cr_admission::type_meta_errors(resource, &object);
+        if !errors.is_empty() {
+            // The status names the kind the object claims to be.
+            let claimed = ResourceType {
+                kind: object
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                ..resource.clone()
+            };
+            return Err(invalid(&claimed, &key.name, errors));
+        }
+    }
     object["apiVersion"] = json!(resource.api_version());
     object["kind"] = json!(resource.kind);
     {
@@ -414,8 +436,18 @@ fn admit(
         }
     }
     split_status(resource, old.as_ref(), &mut object, subresource);
-    let warnings = decode(resource, &key.name, &mut object, options.strict)?;
+    let warnings = decode(
+        resource,
+        &key.name,
+        &mut object,
+        subresource,
+        options.strict,
+    )?;
     if resource.plural == "customresourcedefinitions" && subresource.is_none() {
+        let errors = crd_admission::validate(&object);
+        if !errors.is_empty() {
+            return Err(invalid(resource, &key.name, errors));
+        }
         let mut registry = store.registry.clone();
         registry.register_crd(&object).map_err(|message| {
             invalid(
@@ -427,6 +459,9 @@ fn admit(
         object["status"] = crd_status(&object, old.as_ref());
     }
     keep_server_metadata(resource, old.as_ref(), &mut object)?;
+    if resource.is_custom() {
+        meta::go_numbers(&mut object);
+    }
     if options.dry_run {
         return Ok(Written {
             code: if old.is_none() { 201 } else { 200 },
@@ -524,6 +559,7 @@ fn decode(
     resource: &ResourceType,
     name: &str,
     object: &mut Value,
+    subresource: Option<&str>,
     strict: bool,
 ) -> Result<Vec<String>, ApiError> {
     let before = object.clone();
@@ -555,7 +591,12 @@ fn decode(
     }
     if let Some(schema_doc) = &resource.schema {
         schema::apply_defaults(schema_doc, object);
-        let errors = schema::validate(schema_doc, object);
+        let metadata_errors = cr_admission::object_meta_errors(object);
+        let errors = if subresource == Some("status") {
+            schema::validate_status_after(schema_doc, object, metadata_errors)
+        } else {
+            schema::validate_after(schema_doc, object, metadata_errors)
+        };
         if !errors.is_empty() {
             return Err(invalid(resource, name, errors));
         }
@@ -738,17 +779,7 @@ fn invalid(resource: &ResourceType, name: &str, errors: Vec<schema::FieldError>)
     let message = schema::invalid_message(&resource.kind, &resource.group, name, &errors);
     let causes = errors
         .iter()
-        .map(|e| json!({"reason": e.reason, "message": cause_message(e), "field": e.field}))
+        .map(|e| json!({"reason": e.reason, "message": e.cause_message(), "field": e.field}))
         .collect();
     ApiError::invalid(message, &resource.group, &resource.kind, name, causes)
-}
-
-/// A Status cause carries the message without the `field: ` prefix the summary line has.
-fn cause_message(error: &schema::FieldError) -> String {
-    let prefix = format!("{}: ", error.field);
-    error
-        .message
-        .strip_prefix(&prefix)
-        .unwrap_or(&error.message)
-        .to_string()
 }

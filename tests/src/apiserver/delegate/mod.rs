@@ -378,6 +378,9 @@ fn check_status_kept(
         .ok()
         .or_else(|| serde_yaml_ng::from_slice(body).ok());
     let Some(sent) = sent else { return };
+    if let Some(corpus) = std::env::var_os(pruning::CORPUS_ENV).filter(|d| !d.is_empty()) {
+        pruning::record(std::path::Path::new(&corpus), content_type, &sent);
+    }
     let pruned = pruning::pruned_status(&sent, answer);
     if pruned.is_empty() {
         return;

@@ -4,7 +4,22 @@
 //! stand-in compares each forwarded status write with the stored answer and keeps the paths
 //! that were dropped, for the end-to-end tests to assert on.
 
-use serde_json::Value;
+use serde_json::{Value, json};
+
+/// Names a directory where every forwarded status write is kept as a JSON file (content type
+/// and body): how the differential test's corpus of the operator's real status writes is made.
+pub const CORPUS_ENV: &str = "STAMPEDE_STATUS_WRITE_CORPUS";
+
+/// Keeps one status write in `dir` (best effort: a corpus is an aid, not a check).
+pub fn record(dir: &std::path::Path, content_type: &str, sent: &Value) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let number = NEXT.fetch_add(1, Ordering::Relaxed);
+    let file = dir.join(format!("{}-{number:06}.json", std::process::id()));
+    let entry = json!({"contentType": content_type, "body": sent});
+    let _ = std::fs::create_dir_all(dir);
+    let _ = std::fs::write(file, entry.to_string());
+}
 
 /// Paths under `status` that `sent` (a status write's body: an object, a merge patch or an
 /// applied configuration) set and `stored` (the server's answer) lacks or changed. Nulls in a
@@ -83,9 +98,11 @@ mod tests {
         let stored = json!({"status": {"phase": "Failed",
                                        "steps": [{"name": "login"}],
                                        "conditions": [{"type": "Complete", "status": "False"}]}});
+        let mut pruned = pruned_status(&sent, &stored);
+        pruned.sort();
         assert_eq!(
-            pruned_status(&sent, &stored),
-            ["status.extra", "status.steps[0]", "status.conditions[0]"]
+            pruned,
+            ["status.conditions[0]", "status.extra", "status.steps[0]"]
         );
         assert!(pruned_status(&json!({"spec": {}}), &json!({})).is_empty());
     }
