@@ -1222,3 +1222,79 @@ async fn kubectl_create_generators_work() {
     assert_eq!(header, ["NAME", "TYPE", "DATA", "AGE"]);
     cluster.drop_namespace(&ns).await;
 }
+
+#[tokio::test]
+async fn a_write_that_changes_nothing_is_no_write() {
+    let cluster = Cluster::start().await;
+    let ns = cluster.namespace("conf-noop").await;
+    let maps: Api<ConfigMap> = Api::namespaced(cluster.client().await, &ns);
+    let applied = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                         "metadata": {"name": "same"}, "data": {"k": "v"}});
+    let params = PatchParams::apply("noop-test").force();
+    let first = maps
+        .patch("same", &params, &Patch::Apply(&applied))
+        .await
+        .unwrap();
+    // The same apply again, a merge patch that sets what is there, and an update with the
+    // object as read: none is a change, so none bumps the resourceVersion.
+    let again = maps
+        .patch("same", &params, &Patch::Apply(&applied))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.metadata.resource_version,
+        first.metadata.resource_version
+    );
+    let merged = maps
+        .patch(
+            "same",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"k": "v"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        merged.metadata.resource_version,
+        first.metadata.resource_version
+    );
+    let replaced = maps
+        .replace("same", &PostParams::default(), &merged)
+        .await
+        .unwrap();
+    assert_eq!(
+        replaced.metadata.resource_version,
+        first.metadata.resource_version
+    );
+    // A watch from that version sees only the real change that follows.
+    let params_watch = WatchParams::default().fields("metadata.name=same");
+    let mut events = maps
+        .watch(
+            &params_watch,
+            first.metadata.resource_version.as_deref().unwrap(),
+        )
+        .await
+        .unwrap()
+        .boxed();
+    maps.patch(
+        "same",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"k": "w"}})),
+    )
+    .await
+    .unwrap();
+    let event = tokio::time::timeout(STEP, events.next())
+        .await
+        .expect("an event")
+        .expect("a stream item")
+        .unwrap();
+    match event {
+        WatchEvent::Modified(map) => {
+            assert_eq!(
+                map.data.unwrap_or_default().get("k").map(String::as_str),
+                Some("w")
+            );
+        }
+        other => panic!("want the one real change, got {other:?}"),
+    }
+    cluster.drop_namespace(&ns).await;
+}

@@ -261,6 +261,27 @@ fn whole_number(float: f64) -> Option<Value> {
     }
 }
 
+/// Whether `new` equals `old` but for its resourceVersion and the `time` of its managedFields
+/// entries (what apiserver's IgnoreManagedFieldsTimestampsTransformer ignores).
+pub fn same_but_timestamps(old: &Value, new: &Value) -> bool {
+    fn normalised(object: &Value) -> Value {
+        let mut copy = object.clone();
+        if let Some(metadata) = copy.get_mut("metadata").and_then(Value::as_object_mut) {
+            metadata.remove("resourceVersion");
+            if let Some(entries) = metadata
+                .get_mut("managedFields")
+                .and_then(Value::as_array_mut)
+            {
+                for entry in entries.iter_mut().filter_map(Value::as_object_mut) {
+                    entry.remove("time");
+                }
+            }
+        }
+        copy
+    }
+    normalised(old) == normalised(new)
+}
+
 #[cfg(test)]
 mod go_number_tests {
     use super::*;
@@ -275,5 +296,18 @@ mod go_number_tests {
             value.to_string(),
             r#"{"count":3,"huge":1e+300,"list":[2,-1,0.5],"p95":5.73,"rps":570}"#
         );
+    }
+
+    #[test]
+    fn only_managed_fields_timestamps_and_the_resource_version_may_differ_in_a_no_op() {
+        let old = json!({"metadata": {"name": "a", "resourceVersion": "5",
+                          "managedFields": [{"manager": "op", "time": "2026-01-01T00:00:00Z"}]},
+                         "data": {"k": "v"}});
+        let mut new = old.clone();
+        new["metadata"]["resourceVersion"] = json!("6");
+        new["metadata"]["managedFields"][0]["time"] = json!("2026-01-01T00:00:09Z");
+        assert!(same_but_timestamps(&old, &new));
+        new["data"]["k"] = json!("w");
+        assert!(!same_but_timestamps(&old, &new));
     }
 }

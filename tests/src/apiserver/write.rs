@@ -484,6 +484,17 @@ fn admit(
             warnings,
         });
     }
+    // A write that changes nothing but managedFields timestamps is no write at all on a real
+    // server: the resourceVersion stays and watchers see no event.
+    if let Some(old) = &old
+        && meta::same_but_timestamps(old, &object)
+    {
+        return Ok(Written {
+            code: 200,
+            object: old.clone(),
+            warnings,
+        });
+    }
     let stored = store.put(key.clone(), object);
     if resource.plural == "customresourcedefinitions" {
         // Validated above on a copy of the registry.
