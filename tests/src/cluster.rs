@@ -262,6 +262,24 @@ impl Drop for Cluster {
     }
 }
 
+/// Waits until `name` is gone from `api`, panicking after `timeout`.
+pub async fn wait_gone<K>(api: &Api<K>, name: &str, timeout: std::time::Duration)
+where
+    K: kube::Resource
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let gone = kube::runtime::wait::await_condition(api.clone(), name, |o: Option<&K>| o.is_none());
+    tokio::time::timeout(timeout, gone)
+        .await
+        .unwrap_or_else(|_| panic!("{name} still exists after {timeout:?}"))
+        .unwrap_or_else(|error| panic!("watching {name}: {error}"));
+}
+
 /// Whether `kubectl` is on PATH (CI checks it up front; tests fail clearly without it).
 pub fn kubectl_available() -> bool {
     Command::new("kubectl")

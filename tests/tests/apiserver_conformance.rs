@@ -13,10 +13,12 @@ use kube::api::{
 };
 use kube::runtime::watcher;
 use serde_json::{Value, json};
-use stampede_tests::cluster::{Cluster, api_error};
+use stampede_tests::cluster::{Cluster, api_error, wait_gone};
 
 const WIDGET_CRD: &str = "tests/fixtures/widget-crd.yaml";
 const STEP: Duration = Duration::from_secs(10);
+/// How long a deletion (and its garbage collection) may take.
+const GONE: Duration = Duration::from_secs(30);
 
 fn widget_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(
@@ -754,26 +756,8 @@ async fn finalizers_hold_deletion_until_removed() {
     )
     .await
     .unwrap();
-    wait_gone(&maps, "held").await;
+    wait_gone(&maps, "held", GONE).await;
     cluster.drop_namespace(&ns).await;
-}
-
-async fn wait_gone<K>(api: &Api<K>, name: &str)
-where
-    K: kube::Resource
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let condition =
-        kube::runtime::wait::await_condition(api.clone(), name, |o: Option<&K>| o.is_none());
-    tokio::time::timeout(Duration::from_secs(30), condition)
-        .await
-        .unwrap_or_else(|_| panic!("{name} still exists after 30 s"))
-        .unwrap();
 }
 
 fn owned_by(name: &str, owner: &ConfigMap) -> ConfigMap {
@@ -806,7 +790,7 @@ async fn garbage_collection_follows_owner_references() {
     maps.delete("owner-bg", &DeleteParams::background())
         .await
         .unwrap();
-    wait_gone(&maps, "dep-bg").await;
+    wait_gone(&maps, "dep-bg", GONE).await;
 
     // Orphan: dependents stay, without the reference.
     let owner = maps
@@ -817,7 +801,7 @@ async fn garbage_collection_follows_owner_references() {
     maps.delete("owner-or", &DeleteParams::orphan())
         .await
         .unwrap();
-    wait_gone(&maps, "owner-or").await;
+    wait_gone(&maps, "owner-or", GONE).await;
     let orphan = maps.get("dep-or").await.unwrap();
     assert!(
         orphan
@@ -863,8 +847,8 @@ async fn garbage_collection_follows_owner_references() {
     )
     .await
     .unwrap();
-    wait_gone(&maps, "dep-fg").await;
-    wait_gone(&maps, "owner-fg").await;
+    wait_gone(&maps, "dep-fg", GONE).await;
+    wait_gone(&maps, "owner-fg", GONE).await;
     cluster.drop_namespace(&ns).await;
 }
 
@@ -878,7 +862,7 @@ async fn deleting_a_namespace_removes_its_contents() {
         .unwrap();
     cluster.drop_namespace(&ns).await;
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(cluster.client().await);
-    wait_gone(&namespaces, &ns).await;
+    wait_gone(&namespaces, &ns, GONE).await;
     assert_eq!(api_error(maps.get("inside").await.unwrap_err()).0, 404);
 }
 

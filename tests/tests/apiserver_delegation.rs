@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use stampede_crds::LoadTest;
 use stampede_tests::apiextensions::binaries;
 use stampede_tests::apiserver::{ApiServer, service_account_token};
-use stampede_tests::cluster::{Cluster, api_error};
+use stampede_tests::cluster::{Cluster, api_error, wait_gone};
 
 const STEP: Duration = Duration::from_secs(20);
 
@@ -66,17 +66,6 @@ fn owned_by(name: &str, owner: &LoadTest) -> ConfigMap {
         },
         ..Default::default()
     }
-}
-
-async fn wait_gone<K>(api: &Api<K>, name: &str)
-where
-    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
-{
-    let gone = await_condition(api.clone(), name, |object: Option<&K>| object.is_none());
-    tokio::time::timeout(STEP, gone)
-        .await
-        .unwrap_or_else(|_| panic!("{name} still exists after {STEP:?}"))
-        .expect("watch");
 }
 
 #[tokio::test]
@@ -275,7 +264,7 @@ async fn garbage_collection_follows_owners_on_the_real_server() {
         .delete("bg", &DeleteParams::background())
         .await
         .unwrap();
-    wait_gone(&maps, "bg-report").await;
+    wait_gone(&maps, "bg-report", STEP).await;
 
     // Orphan: the dependent stays, without the reference; the owner then goes.
     let owner = tests.create(&pp, &loadtest("orphan")).await.unwrap();
@@ -286,7 +275,7 @@ async fn garbage_collection_follows_owners_on_the_real_server() {
         .delete("orphan", &DeleteParams::orphan())
         .await
         .unwrap();
-    wait_gone(&tests, "orphan").await;
+    wait_gone(&tests, "orphan", STEP).await;
     let orphan = maps.get("orphan-report").await.unwrap();
     assert!(
         orphan
@@ -328,8 +317,8 @@ async fn garbage_collection_follows_owners_on_the_real_server() {
     )
     .await
     .unwrap();
-    wait_gone(&maps, "fg-report").await;
-    wait_gone(&tests, "fg").await;
+    wait_gone(&maps, "fg-report", STEP).await;
+    wait_gone(&tests, "fg", STEP).await;
     cluster.drop_namespace(&ns).await;
 }
 
@@ -346,7 +335,7 @@ async fn deleting_a_namespace_deletes_its_custom_resources() {
         .unwrap();
     cluster.drop_namespace(&ns).await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    wait_gone(&namespaces, &ns).await;
+    wait_gone(&namespaces, &ns, STEP).await;
     // Asked of the real server itself: nothing of the namespace is left there.
     let real = stampede_tests::apiserver::client_for(
         cluster

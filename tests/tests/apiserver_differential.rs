@@ -16,25 +16,14 @@ use std::time::Instant;
 use differential::harness::{Pair, Request, Target};
 use differential::{crds, manifests, meta, statuses};
 use serde_json::json;
-use stampede_tests::apiextensions::{RealServer, binaries};
+use stampede_tests::apiextensions;
 use stampede_tests::apiserver::{ApiServer, client_for};
-
-fn real_server() -> Option<RealServer> {
-    match binaries::find() {
-        Ok(found) => Some(RealServer::start(&found).expect("start the real API server")),
-        Err(missing) if binaries::required() => {
-            panic!("a real API server is required here but missing: {missing}")
-        }
-        Err(missing) => {
-            eprintln!("skipped: no real API server ({missing})");
-            None
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stand_in_answers_as_a_real_api_server_does() {
-    let Some(real) = real_server() else { return };
+    let Some(real) = apiextensions::for_test() else {
+        return;
+    };
     let started = Instant::now();
     let stand_in = ApiServer::start_in_memory().expect("start the stand-in");
     eprintln!("real server: {} at {}", real.version(), real.url());

@@ -13,23 +13,10 @@ use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::conditions;
 use kube::runtime::wait::await_condition;
 use serde_json::Value;
-use stampede_tests::apiextensions::{RealServer, binaries};
+use stampede_tests::apiextensions;
 use stampede_tests::apiserver::client_for;
 use stampede_tests::chart::render_chart;
 use stampede_tests::cluster::repo_path;
-
-fn real_server() -> Option<RealServer> {
-    match binaries::find() {
-        Ok(found) => Some(RealServer::start(&found).expect("start the real API server")),
-        Err(missing) if binaries::required() => {
-            panic!("a real API server is required here but missing: {missing}")
-        }
-        Err(missing) => {
-            eprintln!("skipped: no real API server ({missing})");
-            None
-        }
-    }
-}
 
 fn crd_from_file(relative: &str) -> Value {
     let text = std::fs::read_to_string(repo_path(relative)).expect("read the CRD");
@@ -136,7 +123,9 @@ fn created_uid(crd: &CustomResourceDefinition) -> String {
 
 #[tokio::test]
 async fn the_crd_copies_install_on_a_real_api_server() {
-    let Some(server) = real_server() else { return };
+    let Some(server) = apiextensions::for_test() else {
+        return;
+    };
     eprintln!("real server: {} at {}", server.version(), server.url());
     let client = client_for(server.kubeconfig()).await.expect("client");
     let api: Api<CustomResourceDefinition> = Api::all(client);
@@ -157,7 +146,9 @@ async fn the_crd_copies_install_on_a_real_api_server() {
 
 #[tokio::test]
 async fn the_crd_with_a_rule_on_an_untyped_field_is_refused() {
-    let Some(server) = real_server() else { return };
+    let Some(server) = apiextensions::for_test() else {
+        return;
+    };
     let client = client_for(server.kubeconfig()).await.expect("client");
     let api: Api<CustomResourceDefinition> = Api::all(client);
     let text = std::fs::read_to_string(repo_path("crds/loadtest.yaml")).expect("CRD");

@@ -157,6 +157,24 @@ impl RealServer {
     }
 }
 
+/// The real server a test needs, or None — with a line saying why — when none is built; a
+/// panic instead when `STAMPEDE_REAL_APISERVER_REQUIRED` says one must be there.
+pub fn for_test() -> Option<RealServer> {
+    match binaries::find() {
+        Ok(found) => Some(
+            RealServer::start(&found)
+                .unwrap_or_else(|error| panic!("the real API server did not start: {error}")),
+        ),
+        Err(missing) if binaries::required() => {
+            panic!("a real API server is required here but missing: {missing}")
+        }
+        Err(missing) => {
+            eprintln!("skipped: no real API server ({missing})");
+            None
+        }
+    }
+}
+
 fn start_pair(
     binaries: &Binaries,
     dir: &Path,

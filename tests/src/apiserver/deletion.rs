@@ -297,17 +297,8 @@ fn collect_once(store: &mut Store) -> bool {
         let uid = meta::meta_str(object, "uid");
         let finalizers = meta::finalizers(object);
         if finalizers.iter().any(|f| f == "orphan") {
-            for (dependent_key, mut dependent) in dependents_of(uid) {
-                if let Some(refs) = dependent
-                    .pointer_mut("/metadata/ownerReferences")
-                    .and_then(Value::as_array_mut)
-                {
-                    refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(uid));
-                    if refs.is_empty() {
-                        meta::metadata_mut(&mut dependent).remove("ownerReferences");
-                    }
-                }
-                store.put(dependent_key, dependent);
+            for (dependent_key, dependent) in dependents_of(uid) {
+                store.put(dependent_key, without_owner(dependent, uid));
             }
             drop_finalizer(store, key, object, "orphan");
             return true;
@@ -432,17 +423,7 @@ fn collect_for_external_owners(store: &mut Store, objects: &[(ObjectKey, Value)]
             .collect();
         if finalizers.iter().any(|f| f == "orphan") {
             if let Some((dependent_key, dependent)) = dependents.first() {
-                let mut dependent = dependent.clone();
-                if let Some(refs) = dependent
-                    .pointer_mut("/metadata/ownerReferences")
-                    .and_then(Value::as_array_mut)
-                {
-                    refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(uid));
-                    if refs.is_empty() {
-                        meta::metadata_mut(&mut dependent).remove("ownerReferences");
-                    }
-                }
-                store.put(dependent_key.clone(), dependent);
+                store.put(dependent_key.clone(), without_owner(dependent.clone(), uid));
                 return true;
             }
             store
@@ -470,6 +451,20 @@ fn collect_for_external_owners(store: &mut Store, objects: &[(ObjectKey, Value)]
         }
     }
     false
+}
+
+/// `dependent` without its owner reference to `uid` (the `orphan` propagation).
+fn without_owner(mut dependent: Value, uid: &str) -> Value {
+    if let Some(refs) = dependent
+        .pointer_mut("/metadata/ownerReferences")
+        .and_then(Value::as_array_mut)
+    {
+        refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(uid));
+        if refs.is_empty() {
+            meta::metadata_mut(&mut dependent).remove("ownerReferences");
+        }
+    }
+    dependent
 }
 
 fn drop_finalizer(store: &mut Store, key: &ObjectKey, object: &Value, finalizer: &str) {

@@ -3,8 +3,8 @@
 
 use serde_json::Value;
 
-/// Go's `%q` / `strconv.Quote`: double quotes, with quotes, backslashes and control characters
-/// escaped.
+/// Go's `%q` of a string (strconv.Quote), as used in kube-apiserver's messages. Printability
+/// follows unicode.IsPrint except that unassigned code points count as printable.
 pub fn go_quote(text: &str) -> String {
     let mut quoted = String::with_capacity(text.len() + 2);
     quoted.push('"');
@@ -12,22 +12,62 @@ pub fn go_quote(text: &str) -> String {
         match c {
             '"' => quoted.push_str("\\\""),
             '\\' => quoted.push_str("\\\\"),
+            c if go_is_print(c) => quoted.push(c),
+            '\u{7}' => quoted.push_str("\\a"),
+            '\u{8}' => quoted.push_str("\\b"),
+            '\u{c}' => quoted.push_str("\\f"),
             '\n' => quoted.push_str("\\n"),
             '\r' => quoted.push_str("\\r"),
             '\t' => quoted.push_str("\\t"),
-            '\u{7}' => quoted.push_str("\\a"),
-            '\u{8}' => quoted.push_str("\\b"),
             '\u{b}' => quoted.push_str("\\v"),
-            '\u{c}' => quoted.push_str("\\f"),
-            c if c.is_control() && (c as u32) < 0x80 => {
-                quoted.push_str(&format!("\\x{:02x}", c as u32));
+            c if u32::from(c) < 0x20 || c == '\u{7f}' => {
+                quoted.push_str(&format!("\\x{:02x}", u32::from(c)));
             }
-            c if c.is_control() => quoted.push_str(&format!("\\u{:04x}", c as u32)),
-            c => quoted.push(c),
+            c if u32::from(c) < 0x10000 => quoted.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => quoted.push_str(&format!("\\U{:08x}", u32::from(c))),
         }
     }
     quoted.push('"');
     quoted
+}
+
+/// unicode.IsPrint: letters, marks, numbers, punctuation, symbols and the ASCII space; not
+/// controls, other spaces, format characters, private use or noncharacters.
+fn go_is_print(c: char) -> bool {
+    if c == ' ' {
+        return true;
+    }
+    if c.is_control() || c.is_whitespace() {
+        return false;
+    }
+    let format_or_private = matches!(
+        u32::from(c),
+        0xAD | 0x600..=0x605
+            | 0x61C
+            | 0x6DD
+            | 0x70F
+            | 0x890..=0x891
+            | 0x8E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x2064
+            | 0x2066..=0x206F
+            | 0xE000..=0xF8FF
+            | 0xFDD0..=0xFDEF
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0xFFFE..=0xFFFF
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+            | 0xF0000..=0x10FFFF
+    );
+    !format_or_private
 }
 
 /// Go's `%v` for a float64: the shortest representation, in exponent form (`1e+06`) when the

@@ -140,25 +140,20 @@ fn events_table(objects: &[Value], include: IncludeObject, resource_version: Opt
     let rows: Vec<Value> = objects
         .iter()
         .map(|event| {
-            let first = [
-                "/firstTimestamp",
-                "/eventTime",
-                "/metadata/creationTimestamp",
-            ]
-            .iter()
-            .map(|p| text(event, p))
-            .find(|t| !t.is_empty())
-            .unwrap_or_default();
-            let last = [
+            let first_set = |pointers: &[&str]| {
+                pointers
+                    .iter()
+                    .map(|p| text(event, p))
+                    .find(|t| !t.is_empty())
+                    .unwrap_or_default()
+            };
+            let first = first_set(&["/firstTimestamp", "/eventTime", "/metadata/creationTimestamp"]);
+            let last = first_set(&[
                 "/series/lastObservedTime",
                 "/lastTimestamp",
                 "/eventTime",
                 "/metadata/creationTimestamp",
-            ]
-            .iter()
-            .map(|p| text(event, p))
-            .find(|t| !t.is_empty())
-            .unwrap_or_default();
+            ]);
             let count = event
                 .pointer("/series/count")
                 .or_else(|| event.get("count"))

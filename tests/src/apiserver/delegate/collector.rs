@@ -45,15 +45,24 @@ pub fn resource_of(crd: &CustomResourceDefinition) -> Option<ApiResource> {
     })
 }
 
+/// A watcher's events, re-listing with back-off after errors (which it passes over: the
+/// re-list that follows an error brings the state back).
+fn events<K>(api: Api<K>) -> futures::stream::BoxStream<'static, Event<K>>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .filter_map(|event| futures::future::ready(event.ok()))
+        .boxed()
+}
+
 async fn watch_definitions(shared: Arc<Shared>, client: kube::Client) {
     let definitions: Api<CustomResourceDefinition> = Api::all(client.clone());
     let mut watches: BTreeMap<String, (ApiResource, JoinHandle<()>)> = BTreeMap::new();
     let mut listed: HashSet<String> = HashSet::new();
-    let mut stream = watcher::watcher(definitions, watcher::Config::default())
-        .default_backoff()
-        .boxed();
+    let mut stream = events(definitions);
     while let Some(event) = stream.next().await {
-        let Ok(event) = event else { continue };
         match event {
             Event::Init => listed.clear(),
             Event::InitApply(crd) | Event::Apply(crd) => {
@@ -117,11 +126,8 @@ fn external(resource: &ApiResource, object: &DynamicObject) -> Option<ExternalOb
 async fn watch_objects(shared: Arc<Shared>, client: kube::Client, resource: ApiResource) {
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
     let mut listed: HashSet<String> = HashSet::new();
-    let mut stream = watcher::watcher(api, watcher::Config::default())
-        .default_backoff()
-        .boxed();
+    let mut stream = events(api);
     while let Some(event) = stream.next().await {
-        let Ok(event) = event else { continue };
         match event {
             Event::Init => listed.clear(),
             Event::InitApply(object) | Event::Apply(object) => {
@@ -189,18 +195,27 @@ async fn act(
     mut actions: UnboundedReceiver<ExternalAction>,
 ) {
     while let Some(action) = actions.recv().await {
-        match &action {
+        let gone = match &action {
             ExternalAction::Delete(reference) => delete(&client, reference).await,
             ExternalAction::RemoveFinalizer(reference, finalizer) => {
                 remove_finalizer(&client, reference, finalizer).await;
+                false
             }
-        }
+        };
         // Done or failed: the next change the watches see decides whether to ask again.
-        shared.lock().external.done(&action);
+        let mut store = shared.lock();
+        store.external.done(&action);
+        if gone && let ExternalAction::Delete(reference) = &action {
+            // Already gone (no watch event will say so again): forget it here.
+            store.external.remove(&reference.uid);
+            collect_garbage(&mut store);
+        }
     }
 }
 
-async fn delete(client: &kube::Client, reference: &ExternalRef) {
+/// Deletes the object; true when the real server says it is not there (404, or 409: the uid
+/// precondition failed, so the name now holds another object).
+async fn delete(client: &kube::Client, reference: &ExternalRef) -> bool {
     let options = json!({"kind": "DeleteOptions", "apiVersion": "v1",
                          "propagationPolicy": "Background",
                          "preconditions": {"uid": reference.uid}});
@@ -208,10 +223,12 @@ async fn delete(client: &kube::Client, reference: &ExternalRef) {
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(options.to_string().into_bytes())
     else {
-        return;
+        return false;
     };
-    // 404 (already gone) and 409 (another object of that name now) both need nothing more.
-    let _ = client.request_text(request).await;
+    matches!(
+        client.request_text(request).await,
+        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409
+    )
 }
 
 async fn remove_finalizer(client: &kube::Client, reference: &ExternalRef, finalizer: &str) {

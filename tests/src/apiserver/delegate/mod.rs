@@ -99,26 +99,32 @@ impl Delegate {
 
     /// Whether the request at `path` goes (in part or whole) to the real server.
     pub fn claim(&self, method: &Method, path: &str, query: Option<&str>) -> Option<Claim> {
-        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-        match segments.as_slice() {
-            ["apis"] if method == Method::GET => Some(Claim::Groups),
-            ["openapi", "v3"] if method == Method::GET => Some(Claim::OpenApiRoot),
-            ["openapi", "v3", "apis", group, version]
-                if self.is_delegated(group) && *group != APIEXTENSIONS =>
-            {
-                Some(Claim::CustomOpenApi(group.to_string(), version.to_string()))
-            }
-            ["openapi", "v3", "apis", group, ..] if self.is_delegated(group) => {
-                Some(Claim::NonResource)
-            }
-            ["apis", group] | ["apis", group, _] if self.is_delegated(group) => {
-                Some(Claim::NonResource)
-            }
-            ["apis", group, _, _, ..] if self.is_delegated(group) => {
-                RequestInfo::parse(method, &segments, query).map(Claim::Resource)
-            }
-            _ => None,
+        claim(|group| self.is_delegated(group), method, path, query)
+    }
+}
+
+/// What part the real server has in a request, given which groups it serves.
+pub fn claim(
+    delegated: impl Fn(&str) -> bool,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+) -> Option<Claim> {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match segments.as_slice() {
+        ["apis"] if method == Method::GET => Some(Claim::Groups),
+        ["openapi", "v3"] if method == Method::GET => Some(Claim::OpenApiRoot),
+        ["openapi", "v3", "apis", group, version]
+            if delegated(group) && *group != APIEXTENSIONS =>
+        {
+            Some(Claim::CustomOpenApi(group.to_string(), version.to_string()))
         }
+        ["openapi", "v3", "apis", group, ..] if delegated(group) => Some(Claim::NonResource),
+        ["apis", group] | ["apis", group, _] if delegated(group) => Some(Claim::NonResource),
+        ["apis", group, _, _, ..] if delegated(group) => {
+            RequestInfo::parse(method, &segments, query).map(Claim::Resource)
+        }
+        _ => None,
     }
 }
 
@@ -340,8 +346,14 @@ async fn forward(
         .await
         .map(|b| b.to_bytes())
         .map_err(|e| unavailable(&e.to_string()))?;
+    // A dry run stores nothing, so there is nothing to learn from its answer.
+    let dry_run = parts
+        .uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p.starts_with("dryRun=")));
     if let Some(info) = resource
         && head.status.is_success()
+        && !dry_run
         && let Ok(answer) = serde_json::from_slice::<Value>(&bytes)
     {
         if info.subresource == "status" {
@@ -459,4 +471,60 @@ pub fn learn(shared: &Shared, info: &RequestInfo, answer: &Value) {
         Observed::Nothing => return,
     }
     collect_garbage(&mut store);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delegated(group: &str) -> bool {
+        matches!(group, "stampede.dev" | APIEXTENSIONS)
+    }
+
+    fn kind(method: Method, path: &str) -> String {
+        match claim(delegated, &method, path, None) {
+            None => "local".into(),
+            Some(Claim::Resource(info)) => format!("resource {} {}", info.verb, info.resource),
+            Some(other) => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn built_in_kinds_stay_and_custom_resources_go() {
+        let cases = [
+            (Method::GET, "/api/v1/namespaces/x/configmaps", "local"),
+            (Method::GET, "/apis/batch/v1/jobs", "local"),
+            (Method::GET, "/apis/apps", "local"),
+            (Method::GET, "/apis", "Groups"),
+            (Method::POST, "/apis", "local"),
+            (Method::GET, "/openapi/v3", "OpenApiRoot"),
+            (Method::GET, "/openapi/v3/api/v1", "local"),
+            (Method::GET, "/openapi/v3/apis/batch/v1", "local"),
+            (
+                Method::GET,
+                "/openapi/v3/apis/stampede.dev/v1alpha1",
+                r#"CustomOpenApi("stampede.dev", "v1alpha1")"#,
+            ),
+            (
+                Method::GET,
+                "/openapi/v3/apis/apiextensions.k8s.io/v1",
+                "NonResource",
+            ),
+            (Method::GET, "/apis/stampede.dev", "NonResource"),
+            (Method::GET, "/apis/stampede.dev/v1alpha1", "NonResource"),
+            (
+                Method::PATCH,
+                "/apis/stampede.dev/v1alpha1/namespaces/x/loadtests/t/status",
+                "resource patch loadtests",
+            ),
+            (
+                Method::POST,
+                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+                "resource create customresourcedefinitions",
+            ),
+        ];
+        for (method, path, want) in cases {
+            assert_eq!(kind(method, path), want, "{path}");
+        }
+    }
 }
