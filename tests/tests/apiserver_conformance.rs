@@ -1282,3 +1282,36 @@ async fn a_write_that_changes_nothing_is_no_write() {
     }
     cluster.drop_namespace(&ns).await;
 }
+
+#[tokio::test]
+async fn metadata_of_every_kind_is_validated() {
+    let cluster = Cluster::start().await;
+    let ns = cluster.namespace("conf-meta").await;
+    let maps: Api<ConfigMap> = Api::namespaced(cluster.client().await, &ns);
+    let long = "v".repeat(64);
+    let labelled: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "labelled", "labels": {"app": long},
+                     "annotations": {"bad key!": "x"}, "finalizers": ["no/slash/twice"]}
+    }))
+    .unwrap();
+    let (code, reason, message) = api_error(
+        maps.create(&PostParams::default(), &labelled)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((code, reason.as_str()), (422, "Invalid"), "{message}");
+    assert!(
+        message.starts_with(
+            "ConfigMap \"labelled\" is invalid: [metadata.labels: Invalid value: \"vvvv"
+        ),
+        "{message}"
+    );
+    for detail in [
+        "must be no more than 63 bytes",
+        "metadata.annotations: Invalid value: \"bad key!\"",
+        "metadata.finalizers: Invalid value: \"no/slash/twice\"",
+    ] {
+        assert!(message.contains(detail), "{detail}: {message}");
+    }
+    cluster.drop_namespace(&ns).await;
+}

@@ -174,6 +174,15 @@ pub fn object_meta_errors(object: &Value) -> Vec<FieldError> {
             ));
         }
     }
+    errors.extend(labels_annotations_finalizers_errors(object));
+    errors
+}
+
+/// The part of `ValidateObjectMeta` every kind shares, built-in or custom: label keys and
+/// values, annotation keys, finalizer names.
+pub fn labels_annotations_finalizers_errors(object: &Value) -> Vec<FieldError> {
+    let metadata = object.get("metadata").cloned().unwrap_or(Value::Null);
+    let mut errors = Vec::new();
     for (key, value) in string_pairs(metadata.get("labels")) {
         for message in qualified_name_errors(&key) {
             errors.push(FieldError::invalid(

@@ -611,6 +611,11 @@ fn decode(
         if !errors.is_empty() {
             return Err(invalid(resource, name, errors));
         }
+    } else {
+        let errors = cr_admission::labels_annotations_finalizers_errors(object);
+        if !errors.is_empty() {
+            return Err(invalid(resource, name, errors));
+        }
     }
     Ok(unknown)
 }
