@@ -526,9 +526,10 @@ impl Io {
     }
 
     fn selector(&self, run: Option<i64>) -> String {
+        let loadtest = crate::names::label_value(&self.name);
         match run {
-            Some(run) => format!("{LOADTEST_LABEL}={},{RUN_LABEL}={run}", self.name),
-            None => format!("{LOADTEST_LABEL}={}", self.name),
+            Some(run) => format!("{LOADTEST_LABEL}={loadtest},{RUN_LABEL}={run}"),
+            None => format!("{LOADTEST_LABEL}={loadtest}"),
         }
     }
 

@@ -46,7 +46,7 @@ impl Run<'_> {
             "app.kubernetes.io/name": "stampede",
             "app.kubernetes.io/component": "runner",
             "app.kubernetes.io/managed-by": "stampede-operator",
-            LOADTEST_LABEL: self.name(),
+            LOADTEST_LABEL: crate::names::label_value(self.name()),
         });
         if per_run {
             labels[RUN_LABEL] = json!(self.run.to_string());

@@ -46,6 +46,16 @@ impl Names {
     }
 }
 
+/// The value of the `stampede.dev/loadtest` label for the LoadTest called `loadtest`: the name
+/// itself when it fits a label value (63 characters), else shortened like the names, as an
+/// API server refuses longer label values.
+pub fn label_value(loadtest: &str) -> String {
+    shorten(loadtest, MAX_LABEL_VALUE)
+}
+
+/// The longest label value an API server accepts.
+const MAX_LABEL_VALUE: usize = 63;
+
 /// `name` when it fits in `max` characters, else its first part plus `-` and a stable
 /// 8-hex-digit FNV-1a hash of the whole name.
 fn shorten(name: &str, max: usize) -> String {
@@ -63,6 +73,20 @@ fn shorten(name: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_values_fit_what_an_api_server_accepts() {
+        assert_eq!(label_value("buy-stock-spike"), "buy-stock-spike");
+        let long = format!("{}.shop.example", "a".repeat(240));
+        let value = label_value(&long);
+        assert_eq!(value.len(), 63, "{value}");
+        assert!(
+            value.ends_with(|c: char| c.is_ascii_alphanumeric()),
+            "{value}"
+        );
+        assert_eq!(value, label_value(&long), "stable");
+        assert_ne!(value, label_value(&format!("{long}x")), "distinct");
+    }
 
     #[test]
     fn names_are_deterministic_and_distinct() {

@@ -855,3 +855,23 @@ async fn a_runner_that_cannot_prepare_errors_the_run_with_its_own_reason() {
     );
     assert!(status.thresholds.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loadtest_with_a_long_name_runs_with_valid_labels() {
+    let world = World::start("long", 60).await;
+    // A valid LoadTest name (a DNS subdomain) longer than a label value may be (63).
+    let name = format!("checkout-{}-soak", "x".repeat(60));
+    world.apply(&name, steady(1, "2s", 2, json!({})));
+    world.kubectl_wait_complete(&name, "60s");
+    let status = world.get(&name).await.status.unwrap();
+    assert_eq!(phase(&status), Phase::Succeeded, "{status:?}");
+    assert!(status.summary.as_ref().unwrap().http_reqs > 0);
+    // Every object the operator made carries a label value an API server accepts.
+    let jobs = world.jobs().await;
+    assert_eq!(jobs.len(), 1);
+    let label = jobs[0].metadata.labels.as_ref().unwrap()["stampede.dev/loadtest"].clone();
+    assert!(
+        label.len() <= 63 && label.starts_with("checkout-x"),
+        "{label}"
+    );
+}
