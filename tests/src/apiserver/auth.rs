@@ -94,31 +94,41 @@ pub fn resource_attributes(
     watch: bool,
     field_selector: &str,
 ) -> Attributes {
-    let verb = match (method, name) {
-        (&Method::GET, Some(_)) => "get",
-        (&Method::GET, None) if watch => "watch",
-        (&Method::GET, None) => "list",
-        (&Method::POST, _) => "create",
-        (&Method::PUT, _) => "update",
-        (&Method::PATCH, _) => "patch",
-        (&Method::DELETE, Some(_)) => "delete",
-        (&Method::DELETE, None) => "deletecollection",
-        _ => "unknown",
-    };
-    let selected = field_selector
-        .split(',')
-        .find_map(|term| term.trim().strip_prefix("metadata.name="))
-        .unwrap_or("");
     Attributes {
-        verb: verb.into(),
+        verb: verb(method, name.is_some(), watch).into(),
         api_group: resource.group.clone(),
         resource: resource.plural.clone(),
         subresource: subresource.unwrap_or("").into(),
         namespace: namespace.unwrap_or("").into(),
-        name: name.unwrap_or(selected).into(),
+        name: name.unwrap_or(selected_name(field_selector)).into(),
         path: String::new(),
         resource_request: true,
     }
+}
+
+/// The authorizer's verb of a resource request: from the method, whether the URL names an
+/// object, and `watch=true`.
+pub fn verb(method: &Method, named: bool, watch: bool) -> &'static str {
+    match (method, named) {
+        (&Method::GET, true) => "get",
+        (&Method::GET, false) if watch => "watch",
+        (&Method::GET, false) => "list",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, true) => "delete",
+        (&Method::DELETE, false) => "deletecollection",
+        _ => "unknown",
+    }
+}
+
+/// The name a list or watch asks for with a `metadata.name=` field selector ("" for none), as
+/// the real server authorizes it.
+pub fn selected_name(field_selector: &str) -> &str {
+    field_selector
+        .split(',')
+        .find_map(|term| term.trim().strip_prefix("metadata.name="))
+        .unwrap_or("")
 }
 
 /// The attributes of a request outside the resource tree (discovery, version, OpenAPI).

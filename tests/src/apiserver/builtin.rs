@@ -3,7 +3,7 @@
 //! type errors are rejected, and Secret `stringData` folds into `data`.
 
 use base64::Engine;
-use k8s_openapi::api::{apps, batch, coordination, core, events, rbac};
+use k8s_openapi::api::{apps, batch, coordination, core, rbac};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -25,7 +25,6 @@ pub fn normalize(api_version: &str, kind: &str, object: Value) -> Result<Value, 
         ("v1", "Service") => round_trip::<core::v1::Service>(object),
         ("apps/v1", "Deployment") => round_trip::<apps::v1::Deployment>(object),
         ("v1", "Event") => round_trip::<core::v1::Event>(object),
-        ("events.k8s.io/v1", "Event") => round_trip::<events::v1::Event>(object),
         ("batch/v1", "Job") => round_trip::<batch::v1::Job>(object),
         ("rbac.authorization.k8s.io/v1", "Role") => round_trip::<rbac::v1::Role>(object),
         ("rbac.authorization.k8s.io/v1", "RoleBinding") => {

@@ -312,12 +312,10 @@ fn collect_once(store: &mut Store) -> bool {
                     changed = true;
                 }
             }
-            let blocking = dependents.iter().any(|(k, d)| {
-                store.get(k).is_some()
-                    && meta::owner_uids(d)
-                        .iter()
-                        .any(|(owner, blocks)| owner == uid && *blocks)
-            }) || delete_external_dependents(store, uid);
+            let blocking = dependents
+                .iter()
+                .any(|(k, d)| store.get(k).is_some() && blocks_owner(d, uid))
+                || delete_external_dependents(store, uid);
             if !blocking {
                 drop_finalizer(store, key, object, "foregroundDeletion");
                 return true;
@@ -437,11 +435,7 @@ fn collect_for_external_owners(store: &mut Store, objects: &[(ObjectKey, Value)]
                 delete_object(store, dependent_key, Propagation::Foreground, None);
                 return true;
             }
-            let blocking = dependents.iter().any(|(_, d)| {
-                meta::owner_uids(d)
-                    .iter()
-                    .any(|(owner, blocks)| owner == uid && *blocks)
-            });
+            let blocking = dependents.iter().any(|(_, d)| blocks_owner(d, uid));
             if !blocking && !delete_external_dependents(store, uid) {
                 store.external.request(ExternalAction::RemoveFinalizer(
                     owner,
@@ -451,6 +445,14 @@ fn collect_for_external_owners(store: &mut Store, objects: &[(ObjectKey, Value)]
         }
     }
     false
+}
+
+/// Whether `dependent` holds back the foreground deletion of its owner `uid`
+/// (`blockOwnerDeletion`).
+fn blocks_owner(dependent: &Value, uid: &str) -> bool {
+    meta::owner_uids(dependent)
+        .iter()
+        .any(|(owner, blocks)| owner == uid && *blocks)
 }
 
 /// `dependent` without its owner reference to `uid` (the `orphan` propagation).

@@ -166,15 +166,11 @@ pub fn openapi_document(registry: &Registry, group: &str, version: &str) -> Opti
         } else {
             format!("{prefix}/{}/{{name}}", resource.plural)
         };
-        let parameters: Vec<Value> = ["dryRun", "fieldManager", "fieldValidation", "force"]
-            .iter()
-            .map(|name| json!({"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": true}}))
-            .collect();
         paths.insert(
             path,
             json!({"patch": {
                 "operationId": format!("patch{}", resource.kind),
-                "parameters": parameters,
+                "parameters": patch_parameters(),
                 "x-kubernetes-action": "patch",
                 "x-kubernetes-group-version-kind": {"group": group, "version": version, "kind": resource.kind},
                 "responses": {"200": {"description": "OK"}},
@@ -187,4 +183,13 @@ pub fn openapi_document(registry: &Registry, group: &str, version: &str) -> Opti
         "paths": paths,
         "components": {"schemas": {}},
     }))
+}
+
+/// The query parameters of a PATCH the server honours; kubectl reads `fieldValidation` here to
+/// learn that the server validates fields itself.
+pub fn patch_parameters() -> Vec<Value> {
+    ["dryRun", "fieldManager", "fieldValidation", "force"]
+        .iter()
+        .map(|name| json!({"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": true}}))
+        .collect()
 }

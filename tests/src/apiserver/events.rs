@@ -18,6 +18,8 @@ const RENAMED: [(&str, &str); 7] = [
 
 /// The group whose Events are a view of the core ones.
 pub const GROUP: &str = "events.k8s.io";
+/// Its served `apiVersion`.
+pub const API_VERSION: &str = "events.k8s.io/v1";
 
 /// An events.k8s.io/v1 Event (or a merge patch or applied configuration of one) as a core
 /// v1 Event.
@@ -52,7 +54,7 @@ pub fn from_core(event: &Value) -> Value {
             .map_or(key.as_str(), |(v1, _)| v1);
         v1.insert(name.to_string(), value.clone());
     }
-    v1.insert("apiVersion".into(), Value::from(format!("{GROUP}/v1")));
+    v1.insert("apiVersion".into(), Value::from(API_VERSION));
     // reportingController is required in events.k8s.io; older core writers set only source.
     if !v1.contains_key("reportingController")
         && let Some(component) = v1

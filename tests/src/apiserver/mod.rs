@@ -78,8 +78,6 @@ pub enum Delegation {
     FromEnvironment,
     /// In memory, whatever the environment says.
     InMemory,
-    /// A real server started from these binaries.
-    To(binaries::Binaries),
 }
 
 /// A running stand-in API server. Dropping it stops it.
@@ -288,7 +286,6 @@ impl Drop for ApiServer {
 fn resolve(delegation: &Delegation) -> std::io::Result<Option<binaries::Binaries>> {
     match delegation {
         Delegation::InMemory => Ok(None),
-        Delegation::To(found) => Ok(Some(found.clone())),
         Delegation::FromEnvironment => match binaries::find() {
             Ok(found) => Ok(Some(found)),
             Err(missing) if binaries::required() => Err(std::io::Error::other(format!(

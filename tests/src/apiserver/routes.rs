@@ -21,6 +21,7 @@ use super::deletion::{self, DeleteOptions, Propagation};
 use super::discovery;
 use super::errors::ApiError;
 use super::events;
+use super::rbac::{Attributes, User};
 use super::registry::ResourceType;
 use super::selector::{FieldSelector, LabelSelector};
 use super::store::{Event, EventType, Store};
@@ -56,12 +57,30 @@ pub struct AuditEntry {
     /// The authenticated user's name (`system:serviceaccount:<ns>:<name>` for a token).
     pub user: String,
     /// What the request did.
-    pub attributes: crate::apiserver::rbac::Attributes,
+    pub attributes: Attributes,
     /// Whether RBAC allowed it.
     pub allowed: bool,
 }
 
 impl Shared {
+    /// RBAC's decision on a resource request, recorded in the audit log; 403 when denied.
+    pub fn authorize_audited(
+        &self,
+        store: &Store,
+        user: &User,
+        attributes: &Attributes,
+    ) -> Result<(), ApiError> {
+        let decision = auth::authorize(store, user, attributes);
+        if let Ok(mut audit) = self.audit.lock() {
+            audit.push(AuditEntry {
+                user: user.name.clone(),
+                attributes: attributes.clone(),
+                allowed: decision.is_ok(),
+            });
+        }
+        decision
+    }
+
     /// Locks the store (a panic elsewhere must not wedge every later request).
     pub fn lock(&self) -> MutexGuard<'_, Store> {
         self.store
@@ -248,15 +267,7 @@ fn route(shared: &Shared, request: &ParsedRequest) -> Result<Reply, ApiError> {
         matches!(request.param("watch"), Some("true" | "1")),
         request.param("fieldSelector").unwrap_or(""),
     );
-    let decision = auth::authorize(&store, &user, &attributes);
-    if let Ok(mut audit) = shared.audit.lock() {
-        audit.push(AuditEntry {
-            user: user.name.clone(),
-            attributes: attributes.clone(),
-            allowed: decision.is_ok(),
-        });
-    }
-    decision?;
+    shared.authorize_audited(&store, &user, &attributes)?;
     if target.resource.group == "authorization.k8s.io"
         && target.resource.plural == "selfsubjectaccessreviews"
     {
@@ -335,7 +346,7 @@ fn events_out(value: Value) -> Value {
         Some("Event") => events::from_core(&value),
         Some("EventList") => {
             let mut list = value;
-            list["apiVersion"] = json!(format!("{}/v1", events::GROUP));
+            list["apiVersion"] = json!(events::API_VERSION);
             if let Some(items) = list.get_mut("items").and_then(Value::as_array_mut) {
                 for item in items.iter_mut() {
                     *item = events::from_core(item);
@@ -732,7 +743,7 @@ fn watch_response(shared: Arc<Shared>, mut watch: WatchRequest) -> Response<Body
             }
         }
     }
-    let (sender, mut receiver) = mpsc::channel::<Bytes>(256);
+    let (sender, receiver) = mpsc::channel::<Bytes>(256);
     let interval = shared.bookmark_interval;
     tokio::spawn(async move {
         let deadline = tokio::time::sleep(watch.timeout);
@@ -791,12 +802,10 @@ fn watch_response(shared: Arc<Shared>, mut watch: WatchRequest) -> Response<Body
             }
         }
     });
-    let stream = futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
-        .map(|bytes| Ok::<_, Infallible>(Frame::data(bytes)));
     Response::builder()
         .status(200)
         .header(header::CONTENT_TYPE, "application/json")
-        .body(BodyExt::boxed(StreamBody::new(stream)))
+        .body(channel_body(receiver))
         .unwrap_or_else(|_| Response::new(full(Bytes::new())))
 }
 
@@ -841,7 +850,7 @@ fn bookmark(watch: &WatchRequest, rv: u64, initial_end: bool) -> Value {
         metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }
     let api_version = if watch.events_v1 {
-        format!("{}/v1", events::GROUP)
+        events::API_VERSION.to_string()
     } else {
         watch.resource.api_version()
     };
@@ -864,7 +873,7 @@ where
     B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Send,
 {
-    let (sender, mut receiver) = mpsc::channel::<Bytes>(256);
+    let (sender, receiver) = mpsc::channel::<Bytes>(256);
     tokio::spawn(async move {
         let mut body = body;
         while let Some(frame) = body.frame().await {
@@ -876,15 +885,20 @@ where
             }
         }
     });
-    let stream = futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
-        .map(|bytes| Ok::<_, Infallible>(Frame::data(bytes)));
     let mut builder = Response::builder().status(status);
     for (name, value) in headers {
         builder = builder.header(name, value);
     }
     builder
-        .body(BodyExt::boxed(StreamBody::new(stream)))
+        .body(channel_body(receiver))
         .unwrap_or_else(|_| Response::new(full(Bytes::new())))
+}
+
+/// A body streaming what a task sends into `receiver`, until the sender goes.
+fn channel_body(mut receiver: mpsc::Receiver<Bytes>) -> Body {
+    let stream = futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+        .map(|bytes| Ok::<_, Infallible>(Frame::data(bytes)));
+    BodyExt::boxed(StreamBody::new(stream))
 }
 
 /// A complete body.

@@ -3,11 +3,34 @@
 
 use std::path::Path;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use stampede_tests::cluster::repo_path;
 
-use super::fixtures::{file_label, loadtests, yaml_documents};
-use super::harness::{Pair, Request, not_kept, verbatim};
+use super::fixtures::{MERGE, file_label, loadtests, yaml_documents};
+use super::harness::{Outcome, Pair, Request, not_kept, verbatim};
+
+/// Deletes from both servers what either of them created with a POST that answered `real`
+/// and `stand_in` (clearing finalizers first, which would keep it), so the next case starts
+/// clean.
+pub async fn delete_created(pair: &mut Pair, namespace: &str, real: &Outcome, stand_in: &Outcome) {
+    for created in [real, stand_in] {
+        if created.code == 201
+            && let Some(name) = created
+                .body
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+        {
+            let object_path = format!("{}/{name}", loadtests(namespace));
+            pair.both(&Request::patch(
+                &object_path,
+                MERGE,
+                &json!({"metadata": {"finalizers": null}}),
+            ))
+            .await;
+            delete_both(pair, namespace, name).await;
+        }
+    }
+}
 
 /// Deletes `name` in `namespace` on both servers (after a create one of them accepted).
 pub async fn delete_both(pair: &mut Pair, namespace: &str, name: &str) {
@@ -25,12 +48,7 @@ pub fn namespace_of(manifest: &Value) -> String {
 
 /// Every manifest of tests/invalid.
 pub async fn invalid(pair: &mut Pair) {
-    let mut files: Vec<_> = std::fs::read_dir(repo_path("tests/invalid"))
-        .expect("tests/invalid")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
+    let files = stampede_tests::files_in("tests/invalid", "yaml");
     assert!(files.len() >= 60, "tests/invalid holds {files:?}");
     for file in files {
         let text = std::fs::read_to_string(&file).expect("readable");
@@ -46,17 +64,7 @@ pub async fn invalid(pair: &mut Pair) {
                         &verbatim,
                     )
                     .await;
-                for created in [&real, &stand_in] {
-                    if created.code == 201
-                        && let Some(name) = created
-                            .body
-                            .pointer("/metadata/name")
-                            .and_then(Value::as_str)
-                    {
-                        let name = name.to_string();
-                        delete_both(pair, &namespace, &name).await;
-                    }
-                }
+                delete_created(pair, &namespace, &real, &stand_in).await;
             }
         }
     }

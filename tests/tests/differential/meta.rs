@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::fixtures::{APPLY, MERGE, loadtests, small_loadtest};
 use super::harness::{Normalizer, Pair, Request, generated_names, verbatim};
-use super::manifests::delete_both;
+use super::manifests::delete_created;
 use super::statuses::create_both;
 
 /// Every mistake, on both servers.
@@ -149,25 +149,7 @@ pub async fn mistakes(pair: &mut Pair) {
         let (real, stand_in) = pair
             .compare(label, &Request::json("POST", &path, &manifest), &*normalize)
             .await;
-        for created in [&real, &stand_in] {
-            if created.code == 201
-                && let Some(name) = created
-                    .body
-                    .pointer("/metadata/name")
-                    .and_then(Value::as_str)
-            {
-                let name = name.to_string();
-                // A finalizer keeps the object: clear it first.
-                let object_path = format!("{path}/{name}");
-                pair.both(&Request::patch(
-                    &object_path,
-                    MERGE,
-                    &json!({"metadata": {"finalizers": null}}),
-                ))
-                .await;
-                delete_both(pair, "default", &name).await;
-            }
-        }
+        delete_created(pair, "default", &real, &stand_in).await;
     }
     // Updates and patches of an existing object.
     create_both(pair, &small_loadtest("meta-target")).await;

@@ -22,7 +22,7 @@ use super::deletion::collect_garbage;
 use super::errors::ApiError;
 use super::external::ExternalObject;
 use super::registry::Registry;
-use super::routes::{AuditEntry, Body, Shared, json_response, stream_response};
+use super::routes::{Body, Shared, json_response, stream_response};
 use request_info::RequestInfo;
 
 /// The group whose requests always go to the real server.
@@ -156,17 +156,11 @@ async fn serve_inner(
             Claim::Resource(info) => info.attributes(),
             _ => auth::path_attributes(&parts.method, parts.uri.path()),
         };
-        let decision = auth::authorize(&store, &user, &attributes);
-        if attributes.resource_request
-            && let Ok(mut audit) = shared.audit.lock()
-        {
-            audit.push(AuditEntry {
-                user: user.name.clone(),
-                attributes: attributes.clone(),
-                allowed: decision.is_ok(),
-            });
+        if attributes.resource_request {
+            shared.authorize_audited(&store, &user, &attributes)?;
+        } else {
+            auth::authorize(&store, &user, &attributes)?;
         }
-        decision?;
         if let Claim::Resource(info) = &claim {
             namespace_lifecycle(&store, info)?;
         }

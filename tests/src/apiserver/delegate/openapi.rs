@@ -146,13 +146,9 @@ fn add_type_meta(schema: &mut Value, meta: &str) {
 }
 
 fn patch_operation(group: &str, version: &str, kind: &str, definition: &str) -> Value {
-    let parameters: Vec<Value> = ["dryRun", "fieldManager", "fieldValidation", "force"]
-        .iter()
-        .map(|name| json!({"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": true}}))
-        .collect();
     json!({
         "operationId": format!("patch{}{}{kind}", capitalized(group), capitalized(version)),
-        "parameters": parameters,
+        "parameters": crate::apiserver::discovery::patch_parameters(),
         "requestBody": {"content": {
             "application/apply-patch+yaml": {"schema": {"type": "object"}},
             "application/json-patch+json": {"schema": {"type": "object"}},

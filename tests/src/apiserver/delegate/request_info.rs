@@ -4,6 +4,7 @@
 
 use http::Method;
 
+use crate::apiserver::auth;
 use crate::apiserver::rbac::Attributes;
 
 /// The parts of a resource request.
@@ -59,23 +60,8 @@ impl RequestInfo {
                 .map(|(_, v)| v.as_str())
         };
         let watch = matches!(param("watch"), Some("true" | "1"));
-        let verb = match (method, name.is_empty()) {
-            (&Method::GET, false) => "get",
-            (&Method::GET, true) if watch => "watch",
-            (&Method::GET, true) => "list",
-            (&Method::POST, _) => "create",
-            (&Method::PUT, _) => "update",
-            (&Method::PATCH, _) => "patch",
-            (&Method::DELETE, false) => "delete",
-            (&Method::DELETE, true) => "deletecollection",
-            _ => "unknown",
-        };
-        let selected = param("fieldSelector")
-            .unwrap_or("")
-            .split(',')
-            .find_map(|term| term.trim().strip_prefix("metadata.name="))
-            .unwrap_or("")
-            .to_string();
+        let verb = auth::verb(method, !name.is_empty(), watch);
+        let selected = auth::selected_name(param("fieldSelector").unwrap_or("")).to_string();
         Some(RequestInfo {
             verb: verb.to_string(),
             group: group.to_string(),
