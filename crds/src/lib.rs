@@ -9,6 +9,7 @@ pub mod duration;
 pub mod expr;
 pub mod flow;
 pub mod metrics;
+pub mod model;
 pub mod path;
 pub mod scenario;
 pub mod spec;

@@ -1,0 +1,44 @@
+//! The compiled test: a LoadTest validated and parsed once into typed values — the only input
+//! of the runner's schedules, thresholds and flows and of the operator's plan.
+//!
+//! [`compile`] runs the shared validation (every message `stampede validate` prints) and, when
+//! there is no problem, builds the model; nothing downstream parses a duration, a threshold or
+//! a template again, and nothing falls back silently.
+
+pub mod flow;
+
+use crate::spec::{LoadTest, LoadTestSpec};
+use crate::validate::{self, Options, Problem};
+
+/// A LoadTest ready to plan and run.
+#[derive(Debug, Clone)]
+pub struct Test {
+    /// The flows, setup and teardown, compiled.
+    pub flows: flow::Flows,
+}
+
+/// Validates `test` and compiles it; the error holds every problem, as `stampede validate`
+/// prints them.
+pub fn compile(test: &LoadTest, options: &Options) -> Result<Test, Vec<Problem>> {
+    let problems = validate::validate_with(test, options);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    build(&test.spec)
+}
+
+/// [`compile`] for a spec alone (paths start at `spec`).
+pub fn compile_spec(spec: &LoadTestSpec, options: &Options) -> Result<Test, Vec<Problem>> {
+    let problems = validate::validate_spec(spec, options);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    build(spec)
+}
+
+/// Builds the model of a validated spec. A value the builders cannot parse is a problem (a
+/// gap between validation and the model), never a default.
+fn build(spec: &LoadTestSpec) -> Result<Test, Vec<Problem>> {
+    let flows = flow::compile(spec)?;
+    Ok(Test { flows })
+}
