@@ -522,10 +522,7 @@ async fn receiving_covers_a_slow_body() {
     bounded(async {
         let server = RawServer::start(|_| Reply {
             head: "HTTP/1.1 200 OK\r\nContent-Length: 10".into(),
-            chunks: vec![
-                (Duration::ZERO, b"01234"),
-                (BODY_PAUSE, b"56789"),
-            ],
+            chunks: vec![(Duration::ZERO, b"01234"), (BODY_PAUSE, b"56789")],
             ..Reply::ok(b"")
         })
         .await;

@@ -22,7 +22,8 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// The `stampede` binary of this build (`target/<profile>/stampede`), built on demand when a
-/// test runs without it (e.g. `cargo test -p stampede-tests` alone).
+/// test runs without it or with sources newer than it (e.g. `cargo test -p stampede-tests`
+/// alone after an edit), so a test never drives a stale binary.
 pub fn stampede_bin() -> PathBuf {
     workspace_bin("stampede-runner", "stampede")
 }
@@ -32,6 +33,9 @@ pub fn operator_bin() -> PathBuf {
     workspace_bin("stampede-operator", "stampede-operator")
 }
 
+/// The workspace's own sources the binaries are built from (their path dependencies included).
+const BINARY_SOURCES: &[&str] = &["crds", "runner", "operator", "Cargo.toml", "Cargo.lock"];
+
 fn workspace_bin(package: &str, name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     // Test binaries live in target/<profile>/deps; the binaries are one directory up.
@@ -40,15 +44,58 @@ fn workspace_bin(package: &str, name: &str) -> PathBuf {
         .and_then(Path::parent)
         .expect("target/<profile> directory");
     let bin = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    if !bin.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", package, "--bin", name])
-            .current_dir(repo_root())
-            .status()
-            .expect("run cargo build");
+    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
+    let root = repo_root();
+    let stale = built.is_none_or(|built| {
+        BINARY_SOURCES
+            .iter()
+            .any(|source| newer_than(&root.join(source), built))
+    });
+    if stale {
+        let mut build = Command::new(env!("CARGO"));
+        build.args(["build", "-q", "-p", package, "--bin", name]);
+        if profile_dir.file_name().is_some_and(|p| p == "release") {
+            build.arg("--release");
+        }
+        let status = build.current_dir(&root).status().expect("run cargo build");
         assert!(status.success(), "cargo build -p {package} failed");
     }
     bin
+}
+
+/// Whether `path`, or any file under it (`target` directories aside), changed after `time`.
+fn newer_than(path: &Path, time: std::time::SystemTime) -> bool {
+    let Ok(metadata) = std::fs::metadata(path) else {
+        return false;
+    };
+    if !metadata.is_dir() {
+        return metadata.modified().is_ok_and(|modified| modified > time);
+    }
+    std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name() != "target")
+        .any(|entry| newer_than(&entry.path(), time))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_edited_after_the_build_makes_the_binary_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("src").join("lib.rs");
+        std::fs::create_dir_all(source.parent().unwrap()).unwrap();
+        std::fs::write(&source, "//! a").unwrap();
+        let written = std::fs::metadata(&source).unwrap().modified().unwrap();
+        let before = written - std::time::Duration::from_secs(10);
+        let after = written + std::time::Duration::from_secs(10);
+        assert!(newer_than(dir.path(), before));
+        assert!(!newer_than(dir.path(), after));
+        assert!(!newer_than(&dir.path().join("missing"), before));
+    }
 }
 
 /// Runs `stampede ARGS...` in the repository root and returns its output.
