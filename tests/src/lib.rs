@@ -79,25 +79,6 @@ fn newer_than(path: &Path, time: std::time::SystemTime) -> bool {
         .any(|entry| newer_than(&entry.path(), time))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_source_edited_after_the_build_makes_the_binary_stale() {
-        let dir = tempfile::tempdir().unwrap();
-        let source = dir.path().join("src").join("lib.rs");
-        std::fs::create_dir_all(source.parent().unwrap()).unwrap();
-        std::fs::write(&source, "//! a").unwrap();
-        let written = std::fs::metadata(&source).unwrap().modified().unwrap();
-        let before = written - std::time::Duration::from_secs(10);
-        let after = written + std::time::Duration::from_secs(10);
-        assert!(newer_than(dir.path(), before));
-        assert!(!newer_than(dir.path(), after));
-        assert!(!newer_than(&dir.path().join("missing"), before));
-    }
-}
-
 /// Runs `stampede ARGS...` in the repository root and returns its output.
 pub fn stampede(args: &[&str]) -> Output {
     Command::new(stampede_bin())
@@ -116,4 +97,23 @@ pub fn files_in(dir: &str, ext: &str) -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_edited_after_the_build_makes_the_binary_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("src").join("lib.rs");
+        std::fs::create_dir_all(source.parent().unwrap()).unwrap();
+        std::fs::write(&source, "//! a").unwrap();
+        let written = std::fs::metadata(&source).unwrap().modified().unwrap();
+        let before = written - std::time::Duration::from_secs(10);
+        let after = written + std::time::Duration::from_secs(10);
+        assert!(newer_than(dir.path(), before));
+        assert!(!newer_than(dir.path(), after));
+        assert!(!newer_than(&dir.path().join("missing"), before));
+    }
 }
