@@ -54,6 +54,7 @@ pub struct Expr {
     /// The template references, in order; `Operand::Ref` and template strings index into it.
     references: Vec<Reference>,
     reads_response: bool,
+    reads_body: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -240,6 +241,7 @@ pub fn parse(text: &str) -> Result<Expr, ExprError> {
         depth: 0,
         references: Vec::new(),
         reads_response: false,
+        reads_body: false,
     };
     if parser.peek().kind == TokenKind::End {
         return Err(ExprError::Syntax {
@@ -258,6 +260,7 @@ pub fn parse(text: &str) -> Result<Expr, ExprError> {
         root,
         references: parser.references,
         reads_response: parser.reads_response,
+        reads_body: parser.reads_body,
     })
 }
 
@@ -271,6 +274,12 @@ impl Expr {
     /// `json` or `cookie`), so it cannot be an `if` condition.
     pub fn reads_response(&self) -> bool {
         self.reads_response
+    }
+
+    /// Whether the expression reads the response body (`body` or `json(...)`), so the body
+    /// must be kept (and parsed as JSON) for it.
+    pub fn reads_body(&self) -> bool {
+        self.reads_body
     }
 
     /// The expression as written.
@@ -509,6 +518,7 @@ struct Parser<'a> {
     depth: usize,
     references: Vec<Reference>,
     reads_response: bool,
+    reads_body: bool,
 }
 
 impl Parser<'_> {
@@ -843,6 +853,9 @@ impl Parser<'_> {
         };
         if !matches!(operand, Operand::Bool(_) | Operand::Null) {
             self.reads_response = true;
+        }
+        if matches!(operand, Operand::Body | Operand::Json(_)) {
+            self.reads_body = true;
         }
         Ok(operand)
     }
@@ -1429,6 +1442,15 @@ mod tests {
         assert!(!expr.reads_response());
         assert!(parse("true && json(\"$.x\")").unwrap().reads_response());
         assert!(parse("[1, status]").unwrap().reads_response());
+        assert!(parse("body contains \"x\"").unwrap().reads_body());
+        assert!(parse("!(json(\"$.ok\") == true)").unwrap().reads_body());
+        // Reading headers, or a variable whose name mentions a body, keeps no body.
+        assert!(
+            !parse("header(\"x-body\") == \"${somebody}\"")
+                .unwrap()
+                .reads_body()
+        );
+        assert!(!parse("status == 200").unwrap().reads_body());
         let source = "  status == 200 ";
         assert_eq!(parse(source).unwrap().source(), source);
         assert_eq!(parse(source).unwrap().to_string(), source);

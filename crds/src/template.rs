@@ -324,6 +324,18 @@ where
 }
 
 impl Template {
+    /// A template that renders to `text` as is (no `${` is interpreted), e.g. a header value
+    /// the runner adds itself.
+    pub fn literal(text: impl Into<String>) -> Template {
+        let text = text.into();
+        if text.is_empty() {
+            return Template::default();
+        }
+        Template {
+            segments: vec![Segment::Literal(text)],
+        }
+    }
+
     /// Every reference of the template, in order (repeats included).
     pub fn references(&self) -> impl Iterator<Item = &Reference> {
         self.segments.iter().filter_map(|segment| match segment {
@@ -1507,6 +1519,18 @@ mod tests {
         assert_eq!(parse("").unwrap().as_literal(), Some(""));
         // Only the last "$$" before "{" is the escape; the "$"s before it stay literal.
         assert_eq!(parse("$$$${x}").unwrap().as_literal(), Some("$$${x}"));
+    }
+
+    #[test]
+    fn a_literal_template_interprets_nothing_and_equals_its_parsed_form() {
+        let literal = Template::literal("${x}");
+        assert_eq!(literal.as_literal(), Some("${x}"));
+        assert_eq!(literal.to_string(), "$${x}");
+        assert_eq!(
+            Template::literal("application/json"),
+            parse("application/json").unwrap()
+        );
+        assert_eq!(Template::literal(""), parse("").unwrap());
     }
 
     #[test]

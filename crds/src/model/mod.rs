@@ -6,6 +6,9 @@
 //! a template again, and nothing falls back silently.
 
 pub mod flow;
+pub mod scenario;
+pub mod summary;
+pub mod threshold;
 
 use crate::spec::{LoadTest, LoadTestSpec};
 use crate::validate::{self, Options, Problem};
@@ -15,6 +18,12 @@ use crate::validate::{self, Options, Problem};
 pub struct Test {
     /// The flows, setup and teardown, compiled.
     pub flows: flow::Flows,
+    /// The effective scenarios (the shortcut `default` one or `spec.scenarios`), in name order.
+    pub scenarios: Vec<scenario::Scenario>,
+    /// The thresholds, in key order.
+    pub thresholds: Vec<threshold::MetricThresholds>,
+    /// The summary's trend columns (`summaryTrendStats` or k6's default).
+    pub summary_trend_stats: Vec<summary::TrendColumn>,
 }
 
 /// Validates `test` and compiles it; the error holds every problem, as `stampede validate`
@@ -39,6 +48,33 @@ pub fn compile_spec(spec: &LoadTestSpec, options: &Options) -> Result<Test, Vec<
 /// Builds the model of a validated spec. A value the builders cannot parse is a problem (a
 /// gap between validation and the model), never a default.
 fn build(spec: &LoadTestSpec) -> Result<Test, Vec<Problem>> {
-    let flows = flow::compile(spec)?;
-    Ok(Test { flows })
+    // Every builder runs, so one compile reports every gap at once.
+    match (
+        flow::compile(spec),
+        scenario::compile(spec),
+        threshold::compile(spec),
+        summary::compile(spec),
+    ) {
+        (Ok(flows), Ok(scenarios), Ok(thresholds), Ok(summary_trend_stats)) => Ok(Test {
+            flows,
+            scenarios,
+            thresholds,
+            summary_trend_stats,
+        }),
+        (flows, scenarios, thresholds, summary_trend_stats) => {
+            let mut problems: Vec<Problem> = [
+                flows.err(),
+                scenarios.err(),
+                thresholds.err(),
+                summary_trend_stats.err(),
+            ]
+            .into_iter()
+            .flatten()
+            .flatten()
+            .collect();
+            problems.sort();
+            problems.dedup();
+            Err(problems)
+        }
+    }
 }

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{Options, Problems, flows::check_template_text, listing};
+use crate::model::summary::TrendStat;
 use crate::path::FieldPath;
 use crate::spec::LoadTestSpec;
 
@@ -236,21 +237,9 @@ pub(super) fn check_expected_statuses(
     path: &FieldPath,
     problems: &mut Problems,
 ) {
-    let valid = |code: i64| (100..=599).contains(&code);
     for (index, status) in statuses.iter().enumerate() {
-        let ok = match status {
-            IntOrString::Int(code) => valid(i64::from(*code)),
-            IntOrString::String(text) => match text.split_once('-') {
-                Some((low, high)) => {
-                    match (low.trim().parse::<i64>(), high.trim().parse::<i64>()) {
-                        (Ok(low), Ok(high)) => valid(low) && valid(high) && low <= high,
-                        _ => false,
-                    }
-                }
-                None => text.trim().parse::<i64>().map(valid).unwrap_or(false),
-            },
-        };
-        if !ok {
+        // The model parses entries with the same function, so what passes here compiles.
+        if crate::model::flow::parse_status_range(status).is_none() {
             let shown = match status {
                 IntOrString::Int(code) => code.to_string(),
                 IntOrString::String(text) => format!("{text:?}"),
@@ -262,8 +251,6 @@ pub(super) fn check_expected_statuses(
         }
     }
 }
-
-const TREND_STATS: [&str; 5] = ["avg", "min", "med", "max", "count"];
 
 pub(super) fn check_runners_and_summary(
     spec: &LoadTestSpec,
@@ -307,17 +294,12 @@ pub(super) fn check_runners_and_summary(
     }
     if let Some(stats) = &spec.summary_trend_stats {
         for (index, stat) in stats.iter().enumerate() {
-            let percentile_ok = stat
-                .strip_prefix("p(")
-                .and_then(|rest| rest.strip_suffix(')'))
-                .and_then(|n| n.trim().parse::<f64>().ok())
-                .is_some_and(|n| (0.0..=100.0).contains(&n));
-            if !TREND_STATS.contains(&stat.as_str()) && !percentile_ok {
+            if TrendStat::parse(stat).is_err() {
                 problems.push(
                     spec_path.key("summaryTrendStats").index(index),
                     format!(
                         "{stat:?} is not a trend statistic{}; use avg, min, med, max, count or p(N) with 0 <= N <= 100",
-                        super::suggestion(stat, TREND_STATS)
+                        super::suggestion(stat, TrendStat::NAMES)
                     ),
                 );
             }
