@@ -12,17 +12,16 @@ use std::time::Duration;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value as Json, json};
 use stampede_crds::LoadTest;
+use stampede_crds::model::flow::FlowNames;
 use stampede_crds::status::{LoadTestStatus, Phase};
 use stampede_operator::advance::{self, Observation};
 use stampede_operator::plan::plan;
 use stampede_operator::policy::Policy;
-use stampede_runner::engine::flow::{Compiler, FlowNames};
 use stampede_runner::engine::{PreparedRun, RunOptions};
 use stampede_runner::metrics::recorder::{HttpFigures, flush_current_thread};
 use stampede_runner::metrics::{Metric, Registry, SampleTags, Shards, Snapshot};
 use stampede_runner::report::{RunnerReport, RunnerState, downsample, series_width};
 use stampede_runner::summary::SecondPoint;
-use stampede_runner::thresholds::Thresholds;
 
 const RUNNERS: u64 = 100;
 /// The design's budget for the LoadTest object (every runner and `kubectl get -w` watches it).
@@ -218,45 +217,13 @@ impl Rng {
     }
 }
 
-/// The series the engine registers for `test`, built as `engine::run::prepare` does: the root
-/// metrics, per-step http_reqs / http_req_failed / http_req_duration, per-check checks,
-/// per-group group_duration, and the thresholds' series.
+/// The series the engine registers for `test` (the root metrics, per-step http_reqs /
+/// http_req_failed / http_req_duration, per-check checks, per-group group_duration, and the
+/// thresholds' series) and the names of its flows.
 fn engine_registry(test: &LoadTest) -> (Registry, FlowNames) {
-    let spec = &test.spec;
-    let defaults = spec.defaults.clone().unwrap_or_default();
-    let mut compiler = Compiler::new(&defaults);
-    compiler.flow(&spec.setup, "spec.setup", "::setup").unwrap();
-    compiler
-        .flow(&spec.teardown, "spec.teardown", "::teardown")
-        .unwrap();
-    for (name, steps) in &spec.flows {
-        compiler
-            .flow(steps, &format!("spec.flows.{name}"), "")
-            .unwrap();
-    }
-    let names = compiler.names;
-    let mut registry = Registry::new();
-    for step in &names.steps {
-        let filter = vec![("name".to_string(), step.clone())];
-        for metric in [
-            Metric::HttpReqs,
-            Metric::HttpReqFailed,
-            Metric::HttpReqDuration,
-        ] {
-            registry.add(metric, filter.clone());
-        }
-    }
-    for check in &names.checks {
-        registry.add(Metric::Checks, vec![("check".to_string(), check.clone())]);
-    }
-    for group in &names.groups {
-        registry.add(
-            Metric::GroupDuration,
-            vec![("group".to_string(), group.clone())],
-        );
-    }
-    Thresholds::compile(spec, &mut registry);
-    (registry, names)
+    let compiled =
+        stampede_crds::model::compile(test, &Default::default()).expect("the test compiles");
+    (Registry::for_test(&compiled), compiled.flows.names())
 }
 
 /// One step of an iteration: its name, group, method, median latency and checks.

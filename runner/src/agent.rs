@@ -263,10 +263,17 @@ async fn prepare_and_run(
         );
         return Ok(());
     }
-    let problems = stampede_crds::validate::validate(&test);
-    if let Some(problem) = problems.first() {
-        return Err(AgentError::Prepare(problem.to_string()));
-    }
+    // Compiled before the ConfigMap tables become files: the test is checked as the operator
+    // checked it, and nothing compiled depends on where a table's rows come from.
+    let compiled =
+        stampede_crds::model::compile(&test, &Default::default()).map_err(|problems| {
+            AgentError::Prepare(
+                problems
+                    .first()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+            )
+        })?;
     let data_dir = load_config_map_data(&mut test, config_maps).await?;
     let segment = ExecutionSegment::of(config.index, config.runners)
         .map_err(|e| AgentError::Prepare(format!("execution segment: {e}")))?;
@@ -282,8 +289,8 @@ async fn prepare_and_run(
         local_abort: false,
         ..RunOptions::default()
     };
-    let mut prepared =
-        PreparedRun::prepare(&test, options).map_err(|e| AgentError::Prepare(e.to_string()))?;
+    let mut prepared = PreparedRun::prepare_compiled(&test, compiled, options)
+        .map_err(|e| AgentError::Prepare(e.to_string()))?;
     let mut ready = RunnerReport {
         state: RunnerState::Ready,
         steps: prepared.step_names().to_vec(),

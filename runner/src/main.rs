@@ -224,8 +224,8 @@ fn validate(files: &[PathBuf], env: &[String], quiet: bool, out: &mut impl Write
                 manifest::API_VERSION
             );
         } else if !quiet {
-            for test in &result.tests {
-                let scenarios = stampede_crds::validate::effective_scenarios(&test.spec);
+            for (test, compiled) in result.tests.iter().zip(&result.compiled) {
+                let scenarios = &compiled.scenarios;
                 let _ = writeln!(
                     out,
                     "{}: LoadTest {} is valid ({} scenario{}: {})",
@@ -235,7 +235,7 @@ fn validate(files: &[PathBuf], env: &[String], quiet: bool, out: &mut impl Write
                     if scenarios.len() == 1 { "" } else { "s" },
                     scenarios
                         .iter()
-                        .map(|(name, s)| format!("{name} [{}]", s.executor))
+                        .map(|s| format!("{} [{}]", s.name, s.executor.kind()))
                         .collect::<Vec<_>>()
                         .join(", ")
                 );

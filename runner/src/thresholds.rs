@@ -6,10 +6,11 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use stampede_crds::model::threshold::{self as model, MetricThresholds};
 use stampede_crds::spec::LoadTestSpec;
-use stampede_crds::threshold::{Aggregation, ThresholdExpr, parse_expression};
+use stampede_crds::threshold::{Aggregation, ThresholdExpr};
 
-use crate::metrics::{Registry, Snapshot, Value};
+use crate::metrics::{Metric, Registry, Snapshot, Value};
 
 /// One threshold, ready to evaluate.
 #[derive(Debug, Clone)]
@@ -78,35 +79,54 @@ pub struct Thresholds {
     pub list: Vec<Threshold>,
 }
 
+/// A threshold key whose metric the engine does not record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("spec.thresholds[{key:?}]: {metric:?} is not a metric Stampede records")]
+pub struct UnknownMetric {
+    /// The key as written.
+    pub key: String,
+    /// Its metric name.
+    pub metric: String,
+}
+
 impl Thresholds {
-    /// Compiles a spec's thresholds, registering their series. Invalid entries (rejected by
-    /// validation before a run) are skipped.
-    pub fn compile(spec: &LoadTestSpec, registry: &mut Registry) -> Thresholds {
+    /// The thresholds of a compiled test, registering their series in `registry`. Every rule
+    /// is kept; a key naming a metric the engine does not record is an error.
+    pub fn new(
+        thresholds: &[MetricThresholds],
+        registry: &mut Registry,
+    ) -> Result<Thresholds, UnknownMetric> {
         let mut list = Vec::new();
-        for (key, rules) in &spec.thresholds {
-            let Some(id) = registry.add_key(key) else {
-                continue;
-            };
+        for metric_thresholds in thresholds {
+            let key = &metric_thresholds.key;
+            let metric = Metric::from_name(&key.metric).ok_or_else(|| UnknownMetric {
+                key: metric_thresholds.source.clone(),
+                metric: key.metric.clone(),
+            })?;
+            let id = registry.add(metric, key.tags.clone());
             let series = registry.series()[id].key.clone();
-            for rule in rules {
-                let Ok(expr) = parse_expression(rule.expression()) else {
-                    continue;
-                };
-                let delay = rule
-                    .delay_abort_eval()
-                    .and_then(|text| stampede_crds::duration::parse(text).ok())
-                    .unwrap_or_default();
+            for rule in &metric_thresholds.rules {
                 list.push(Threshold {
-                    metric: key.clone(),
+                    metric: metric_thresholds.source.clone(),
                     series: series.clone(),
-                    source: rule.expression().to_string(),
-                    expr,
-                    abort_on_fail: rule.abort_on_fail(),
-                    delay_abort_eval: delay,
+                    source: rule.source.clone(),
+                    expr: rule.expr,
+                    abort_on_fail: rule.abort_on_fail,
+                    delay_abort_eval: rule.delay_abort_eval,
                 });
             }
         }
-        Thresholds { list }
+        Ok(Thresholds { list })
+    }
+
+    /// Transitional, for callers that still hold a spec (the operator, until it evaluates
+    /// the thresholds of `stampede_crds::model::compile`): the thresholds of a *validated*
+    /// spec. A spec whose thresholds do not compile — which validation rules out — has none.
+    pub fn compile(spec: &LoadTestSpec, registry: &mut Registry) -> Thresholds {
+        model::compile(spec)
+            .ok()
+            .and_then(|thresholds| Thresholds::new(&thresholds, registry).ok())
+            .unwrap_or_default()
     }
 
     /// Evaluates every threshold on `snapshot`. `run_seconds` is the test-run time so far (for
@@ -196,13 +216,14 @@ mod tests {
     use crate::metrics::{Metric, SampleTags, Shards};
     use std::sync::Arc;
 
-    fn spec(yaml: &str) -> LoadTestSpec {
-        serde_yaml_ng::from_str(yaml).unwrap()
+    fn thresholds_of(yaml: &str) -> Vec<MetricThresholds> {
+        let spec: LoadTestSpec = serde_yaml_ng::from_str(yaml).unwrap();
+        model::compile(&spec).unwrap()
     }
 
     #[test]
     fn evaluates_k6_aggregations_and_empty_metrics() {
-        let spec = spec(
+        let compiled = thresholds_of(
             r#"
 thresholds:
   http_req_duration: ["p(95)<500", "avg<100"]
@@ -213,7 +234,7 @@ thresholds:
 "#,
         );
         let mut registry = Registry::new();
-        let thresholds = Thresholds::compile(&spec, &mut registry);
+        let thresholds = Thresholds::new(&compiled, &mut registry).unwrap();
         assert_eq!(thresholds.list.len(), 7);
         let shards = Shards::new(Arc::new(registry));
         let recorder = shards.recorder();
@@ -275,5 +296,24 @@ thresholds:
         let checks = by(&end, "checks", "rate>0.9");
         assert!(checks.evaluated && checks.ok && checks.value.is_none());
         assert_eq!(shards.snapshot().count(Metric::HttpReqs.name()), 3.0);
+    }
+
+    #[test]
+    fn every_rule_is_kept_and_an_unknown_metric_is_an_error() {
+        let compiled = thresholds_of("thresholds: {checks: ['rate>0.9', 'rate<1']}");
+        let thresholds = Thresholds::new(&compiled, &mut Registry::new()).unwrap();
+        let sources: Vec<&str> = thresholds.list.iter().map(|t| t.source.as_str()).collect();
+        assert_eq!(sources, ["rate>0.9", "rate<1"]);
+        let mut unknown = compiled.clone();
+        unknown[0].key.metric = "checkz".to_string();
+        let error = Thresholds::new(&unknown, &mut Registry::new()).unwrap_err();
+        assert_eq!(error.metric, "checkz");
+        // The transitional entry point gives the same thresholds from the spec.
+        let spec: LoadTestSpec =
+            serde_yaml_ng::from_str("thresholds: {checks: ['rate>0.9', 'rate<1']}").unwrap();
+        assert_eq!(
+            Thresholds::compile(&spec, &mut Registry::new()).list.len(),
+            2
+        );
     }
 }

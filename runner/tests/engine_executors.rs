@@ -4,9 +4,20 @@
 mod common;
 
 use common::{Demo, load, manifest, run_against};
-use stampede_crds::validate::effective_scenarios;
+use stampede_crds::LoadTest;
+use stampede_crds::model::scenario::Scenario;
 use stampede_runner::metrics::Metric;
 use stampede_runner::schedule::{ExecutionSegment, ScenarioPlan};
+
+/// The compiled scenario named `s`.
+fn scenario_s(test: &LoadTest) -> Scenario {
+    stampede_crds::model::compile(test, &Default::default())
+        .expect("the test compiles")
+        .scenarios
+        .into_iter()
+        .find(|scenario| scenario.name == "s")
+        .expect("a scenario named s")
+}
 
 fn count(outcome: &stampede_runner::engine::RunOutcome, key: &str) -> f64 {
     outcome.summary.metrics.count(key)
@@ -89,7 +100,7 @@ fn ramping_vus_follows_k6_interpolation() {
     );
     let test = load(&yaml);
     let outcome = run_against(&test, &demo.base_url());
-    let scenario = effective_scenarios(&test.spec).remove("s").unwrap();
+    let scenario = scenario_s(&test);
     let plan = ScenarioPlan::new(&scenario, &ExecutionSegment::full());
     // Sampled once a second: the observed active VUs equal k6's count at that instant
     // (allowing the sample to land on either side of a change at the same instant).
@@ -132,7 +143,7 @@ fn ramping_arrival_rate_matches_the_integral_of_the_rate() {
     );
     let test = load(&yaml);
     let outcome = run_against(&test, &demo.base_url());
-    let scenario = effective_scenarios(&test.spec).remove("s").unwrap();
+    let scenario = scenario_s(&test);
     let plan = ScenarioPlan::new(&scenario, &ExecutionSegment::full());
     let expected = plan.global_arrival_count() as f64;
     assert_eq!(expected, 200.0, "∫ rate over 0→100 in 2s then 100 for 1s");

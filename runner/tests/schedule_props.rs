@@ -10,6 +10,12 @@ use stampede_runner::schedule::{
     Arrival, ExecutionSegment, ExecutionSegmentSequence, Ratio, ScenarioPlan, VuStep,
 };
 
+/// Plans a manifest scenario the way a run does: compiled into the model first.
+fn plan_of(scenario: &Scenario, segment: &ExecutionSegment) -> ScenarioPlan {
+    let compiled = stampede_crds::model::scenario::build("s", scenario).expect("compiles");
+    ScenarioPlan::new(&compiled, segment)
+}
+
 /// Every segment of `count` equal segments.
 fn equal_split(count: u64) -> Vec<ExecutionSegment> {
     (0..count)
@@ -67,7 +73,7 @@ fn merged_arrivals(scenario: &Scenario, segments: &[ExecutionSegment]) -> Vec<Ar
     let mut merged = Vec::new();
     let mut seen = BTreeSet::new();
     for segment in segments {
-        let plan = ScenarioPlan::new(scenario, segment);
+        let plan = plan_of(scenario, segment);
         let starts: Vec<Arrival> = plan.arrival_starts().collect();
         assert_eq!(starts.len() as u64, plan.arrival_count());
         assert!(starts.windows(2).all(|pair| pair[0].at <= pair[1].at));
@@ -169,9 +175,9 @@ proptest! {
         let mut scenario = Scenario::new(Executor::RampingVus);
         scenario.start_vus = Some(start_vus);
         scenario.stages = stages;
-        let full = ScenarioPlan::new(&scenario, &ExecutionSegment::full());
+        let full = plan_of(&scenario, &ExecutionSegment::full());
         let plans: Vec<ScenarioPlan> =
-            segments.iter().map(|segment| ScenarioPlan::new(&scenario, segment)).collect();
+            segments.iter().map(|segment| plan_of(&scenario, segment)).collect();
         let changes = full.vu_changes();
         let mut instants: Vec<Duration> = probes.into_iter().map(Duration::from_nanos).collect();
         for (at, _) in &changes {
@@ -223,7 +229,7 @@ proptest! {
         scenario.pre_allocated_vus = Some(pre_allocated);
         scenario.max_vus = Some((pre_allocated + extra).max(1));
         let full: Vec<Arrival> =
-            ScenarioPlan::new(&scenario, &ExecutionSegment::full()).arrival_starts().collect();
+            plan_of(&scenario, &ExecutionSegment::full()).arrival_starts().collect();
         prop_assert_eq!(full.first().map(|start| start.at), Some(Duration::ZERO));
         prop_assert!(full.iter().all(|start| start.at < Duration::from_secs(seconds)));
         prop_assert_eq!(merged_arrivals(&scenario, &segments), full);
@@ -242,7 +248,7 @@ proptest! {
         scenario.stages = stages;
         scenario.time_unit = Some(time_unit.to_string());
         scenario.pre_allocated_vus = Some(max_vus);
-        let full_plan = ScenarioPlan::new(&scenario, &ExecutionSegment::full());
+        let full_plan = plan_of(&scenario, &ExecutionSegment::full());
         let full: Vec<Arrival> = full_plan.arrival_starts().collect();
         prop_assert_eq!(full.len() as u64, full_plan.global_arrival_count());
         prop_assert!(full.windows(2).all(|pair| pair[0].at <= pair[1].at));
@@ -266,15 +272,15 @@ proptest! {
         let (mut shared_vus, mut shared_iterations, mut per_vu_vus, mut constant_vus) =
             (0, 0, 0, 0);
         for segment in &segments {
-            let plan = ScenarioPlan::new(&shared, segment);
+            let plan = plan_of(&shared, segment);
             let (plan_vus, plan_iterations) = (plan.vus().unwrap(), plan.iterations().unwrap());
             prop_assert!(plan_vus > 0 || plan_iterations == 0);
             shared_vus += plan_vus;
             shared_iterations += plan_iterations;
-            let plan = ScenarioPlan::new(&per_vu, segment);
+            let plan = plan_of(&per_vu, segment);
             prop_assert_eq!(plan.iterations_per_vu(), Some((vus + extra_iterations) as u64));
             per_vu_vus += plan.vus().unwrap();
-            constant_vus += ScenarioPlan::new(&constant, segment).vus().unwrap();
+            constant_vus += plan_of(&constant, segment).vus().unwrap();
         }
         prop_assert_eq!(shared_vus, vus as u64);
         prop_assert_eq!(shared_iterations, (vus + extra_iterations) as u64);

@@ -50,9 +50,9 @@ fn every_example_runs_against_the_demo_server() {
     let examples = files_in("examples", "yaml");
     assert!(examples.len() >= 15);
     for example in &examples {
-        let tests = manifest::load_file(example, &Default::default()).expect("example loads");
-        let scenarios = stampede_crds::validate::effective_scenarios(&tests[0].spec);
-        let planned = TestPlan::new(&scenarios, &ExecutionSegment::full()).regular_duration();
+        let report = manifest::check_file(example, &Default::default()).expect("example loads");
+        let compiled = report.compiled.first().expect("example compiles");
+        let planned = TestPlan::for_test(compiled, &ExecutionSegment::full()).regular_duration();
         let scale = (TARGET_SECONDS / planned.as_secs_f64().max(0.001)).min(1.0);
         let export = scratch.join(format!(
             "{}.json",

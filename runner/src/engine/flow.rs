@@ -1,22 +1,27 @@
-//! Flows compiled once before the test: templates parsed, expressions and JSONPaths compiled,
-//! durations parsed, metric tags fixed — so an iteration only renders and sends.
+//! Flows made ready to send: the model's flows (everything already parsed by
+//! `stampede_crds::model::flow`) with the HTTP pieces added — methods, header names, literal
+//! bodies rendered once, a cell for each literal URL's resolved target — so an iteration only
+//! renders and sends.
 
-use std::collections::BTreeSet;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{HeaderName, Method};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use stampede_crds::expr::{self, Expr};
-use stampede_crds::flow::{Capture, Request, SleepSpec, Step};
-use stampede_crds::spec::Defaults;
-use stampede_crds::template::{self, Template};
+use stampede_crds::expr::Expr;
+use stampede_crds::model::flow::{self as model, Body, Flows};
+use stampede_crds::spec::LoadTestSpec;
+use stampede_crds::template::Template;
+use stampede_crds::validate::Problem;
 
-/// k6's default request timeout.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
-/// k6's default redirect limit.
-pub const DEFAULT_MAX_REDIRECTS: u32 = 10;
+pub use stampede_crds::model::flow::{
+    Capture, CaptureSource, Check, DEFAULT_MAX_REDIRECTS, DEFAULT_TIMEOUT, ExpectedStatuses,
+    FlowNames, JsonTemplate,
+};
 
-/// Why a flow could not be compiled (validation catches these first; this guards the engine).
+/// Why flows could not be prepared: the first problem, with the others after it (validation
+/// reports these first; this guards the engine against an unvalidated spec).
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: {message}")]
 pub struct CompileError {
@@ -26,76 +31,50 @@ pub struct CompileError {
     pub message: String,
 }
 
-fn error(path: &str, message: impl std::fmt::Display) -> CompileError {
-    CompileError {
-        path: path.to_string(),
-        message: message.to_string(),
-    }
-}
-
-/// Statuses that count as expected (k6 `expectedStatuses`, default 200–399).
-#[derive(Debug, Clone)]
-pub struct ExpectedStatuses {
-    ranges: Vec<(u16, u16)>,
-}
-
-impl Default for ExpectedStatuses {
-    fn default() -> Self {
-        ExpectedStatuses {
-            ranges: vec![(200, 399)],
+impl From<Vec<Problem>> for CompileError {
+    fn from(problems: Vec<Problem>) -> Self {
+        let mut listed = problems.iter();
+        let Some(first) = listed.next() else {
+            return CompileError {
+                path: "spec".to_string(),
+                message: "does not compile".to_string(),
+            };
+        };
+        let mut message = first.message.clone();
+        for other in listed {
+            message.push_str("; ");
+            message.push_str(&other.to_string());
         }
-    }
-}
-
-impl ExpectedStatuses {
-    fn parse(list: &[IntOrString]) -> Option<ExpectedStatuses> {
-        if list.is_empty() {
-            return None;
+        CompileError {
+            path: first.path.to_string(),
+            message,
         }
-        let ranges = list
-            .iter()
-            .filter_map(|item| match item {
-                IntOrString::Int(code) => u16::try_from(*code).ok().map(|c| (c, c)),
-                IntOrString::String(text) => match text.split_once('-') {
-                    Some((low, high)) => {
-                        Some((low.trim().parse().ok()?, high.trim().parse().ok()?))
-                    }
-                    None => text.trim().parse().ok().map(|c| (c, c)),
-                },
-            })
-            .collect();
-        Some(ExpectedStatuses { ranges })
-    }
-
-    /// Whether `status` is expected (0, a network error, never is).
-    pub fn contains(&self, status: u16) -> bool {
-        self.ranges
-            .iter()
-            .any(|(low, high)| (*low..=*high).contains(&status))
     }
 }
 
 /// A request body to render.
 #[derive(Debug, Clone)]
 pub enum BodyTemplate {
-    /// No body.
-    None,
-    /// JSON; string leaves (and keys) are templates.
-    Json(serde_json::Value),
+    /// The same bytes every time (no body, or a body without references), shared by every
+    /// request.
+    Fixed(Bytes),
+    /// JSON with references, rendered straight into the body buffer.
+    Json(JsonTemplate),
     /// Form fields.
     Form(Vec<(String, Template)>),
     /// Raw text.
     Raw(Template),
 }
 
-/// A compiled request.
+/// A request ready to render and send.
 #[derive(Debug, Clone)]
 pub struct CompiledRequest {
     /// Method.
     pub method: Method,
     /// URL template (absolute, or relative to the base URL).
     pub url: Template,
-    /// Headers, defaults first, then the request's own (which override).
+    /// Headers, defaults first, then the request's own (which override), then the body's
+    /// Content-Type unless one is set.
     pub headers: Vec<(HeaderName, Template)>,
     /// Query parameters.
     pub query: Vec<(String, Template)>,
@@ -112,33 +91,7 @@ pub struct CompiledRequest {
     /// Extra tags (request `tags` other than name).
     pub tags: Vec<(String, String)>,
     /// The resolved target of a literal URL, set on first use.
-    pub fixed_target: std::sync::OnceLock<crate::http::Target>,
-}
-
-/// A compiled capture.
-#[derive(Debug, Clone)]
-pub enum CaptureSource {
-    /// JSONPath into the body.
-    Json(serde_json_path::JsonPath),
-    /// Regex over the body, with group.
-    Regex(regex::Regex, usize),
-    /// A header.
-    Header(String),
-    /// A cookie.
-    Cookie(String),
-}
-
-/// A capture: variable name, source, and what to do when nothing is found.
-#[derive(Debug, Clone)]
-pub struct CompiledCapture {
-    /// Variable name.
-    pub name: String,
-    /// Source.
-    pub source: CaptureSource,
-    /// Missing values are allowed.
-    pub optional: bool,
-    /// Value when missing.
-    pub default: Option<Template>,
+    pub fixed_target: OnceLock<crate::http::Target>,
 }
 
 /// What a step does.
@@ -146,7 +99,7 @@ pub struct CompiledCapture {
 pub enum Action {
     /// Send a request.
     Request(Box<CompiledRequest>),
-    /// Pause for a fixed or random time.
+    /// Pause for a fixed or random time (min, max).
     Sleep(Duration, Duration),
     /// Run a group of steps.
     Group {
@@ -157,276 +110,240 @@ pub enum Action {
     },
 }
 
-/// A compiled step.
+/// A step ready to run.
 #[derive(Debug, Clone)]
 pub struct CompiledStep {
     /// What it does.
     pub action: Action,
-    /// Checks (name, expression).
-    pub checks: Vec<(String, Expr)>,
+    /// Checks.
+    pub checks: Vec<Check>,
     /// Captures.
-    pub captures: Vec<CompiledCapture>,
+    pub captures: Vec<Capture>,
     /// Condition.
     pub condition: Option<Expr>,
-    /// Whether checks or captures need the body.
+    /// Whether checks or captures read the body (it is kept, and parsed as JSON, only then).
     pub needs_body: bool,
 }
 
-/// A compiled flow with the names its steps and checks use (for the summary).
+/// A flow ready to run.
 #[derive(Debug, Clone, Default)]
 pub struct CompiledFlow {
     /// The steps.
     pub steps: Vec<CompiledStep>,
 }
 
-/// Names found while compiling, in flow order.
-#[derive(Debug, Clone, Default)]
-pub struct FlowNames {
-    /// Request `name` tags.
-    pub steps: Vec<String>,
-    /// Check names.
-    pub checks: Vec<String>,
-    /// Group tags.
-    pub groups: Vec<String>,
-}
-
-impl FlowNames {
-    fn push(list: &mut Vec<String>, seen: &mut BTreeSet<String>, name: &str) {
-        if seen.insert(name.to_string()) {
-            list.push(name.to_string());
-        }
-    }
-}
-
-/// Compiles flows with shared defaults.
-#[derive(Debug)]
-pub struct Compiler<'a> {
-    defaults: &'a Defaults,
-    default_expected: ExpectedStatuses,
-    /// Names found.
+/// Every flow of a test ready to run, with the names their samples carry.
+#[derive(Debug, Default)]
+pub struct CompiledFlows {
+    /// `spec.setup`.
+    pub setup: CompiledFlow,
+    /// `spec.teardown`.
+    pub teardown: CompiledFlow,
+    /// `spec.flows`, by name.
+    pub flows: HashMap<String, Arc<CompiledFlow>>,
+    /// Request, check and group names, in flow order.
     pub names: FlowNames,
-    seen_steps: BTreeSet<String>,
-    seen_checks: BTreeSet<String>,
-    seen_groups: BTreeSet<String>,
 }
 
-impl<'a> Compiler<'a> {
-    /// A compiler using `defaults`.
-    pub fn new(defaults: &'a Defaults) -> Self {
-        Compiler {
-            defaults,
-            default_expected: ExpectedStatuses::parse(&defaults.expected_statuses)
-                .unwrap_or_default(),
-            names: FlowNames::default(),
-            seen_steps: BTreeSet::new(),
-            seen_checks: BTreeSet::new(),
-            seen_groups: BTreeSet::new(),
-        }
-    }
-
-    /// Compiles a list of steps under `group` (the parent group tag, "" at the root).
-    pub fn flow(
-        &mut self,
-        steps: &[Step],
-        path: &str,
-        group: &str,
-    ) -> Result<CompiledFlow, CompileError> {
-        let steps = steps
-            .iter()
-            .enumerate()
-            .map(|(index, step)| self.step(step, &format!("{path}[{index}]"), group))
-            .collect::<Result<_, _>>()?;
-        Ok(CompiledFlow { steps })
-    }
-
-    fn step(&mut self, step: &Step, path: &str, group: &str) -> Result<CompiledStep, CompileError> {
-        let parse_expr = |text: &str, at: &str| expr::parse(text).map_err(|e| error(at, e));
-        let condition = step
-            .condition
-            .as_deref()
-            .map(|text| parse_expr(text, &format!("{path}.if")))
-            .transpose()?;
-        let mut checks = Vec::new();
-        for (name, text) in &step.checks {
-            checks.push((
-                name.clone(),
-                parse_expr(text, &format!("{path}.checks.{name}"))?,
-            ));
-            FlowNames::push(&mut self.names.checks, &mut self.seen_checks, name);
-        }
-        let mut captures = Vec::new();
-        for (name, capture) in &step.capture {
-            captures.push(compile_capture(
-                name,
-                capture,
-                &format!("{path}.capture.{name}"),
-            )?);
-        }
-        let action = if let Some(request) = &step.request {
-            let compiled = self.request(step, request, &format!("{path}.request"))?;
-            FlowNames::push(&mut self.names.steps, &mut self.seen_steps, &compiled.name);
-            Action::Request(Box::new(compiled))
-        } else if let Some(sleep) = &step.sleep {
-            let parse = |text: &str| {
-                stampede_crds::duration::parse(text).map_err(|e| error(&format!("{path}.sleep"), e))
-            };
-            match sleep {
-                SleepSpec::Fixed(text) => {
-                    let d = parse(text)?;
-                    Action::Sleep(d, d)
-                }
-                SleepSpec::Range(range) => Action::Sleep(parse(&range.min)?, parse(&range.max)?),
-            }
-        } else if let Some(name) = &step.group {
-            let tag = format!("{group}::{name}");
-            FlowNames::push(&mut self.names.groups, &mut self.seen_groups, &tag);
-            let inner = self.flow(&step.steps, &format!("{path}.steps"), &tag)?;
-            Action::Group {
-                tag,
-                steps: inner.steps,
-            }
-        } else {
-            return Err(error(
-                path,
-                "does nothing: give it a request, sleep or group",
-            ));
-        };
-        let needs_body = checks
-            .iter()
-            .any(|(_, e)| e.source().contains("body") || e.source().contains("json("))
-            || captures
-                .iter()
-                .any(|c| matches!(c.source, CaptureSource::Json(_) | CaptureSource::Regex(..)));
-        Ok(CompiledStep {
-            action,
-            checks,
-            captures,
-            condition,
-            needs_body,
+/// Prepares the model's flows.
+pub fn compile(model: &Flows) -> Result<CompiledFlows, CompileError> {
+    let flow = |flow: &model::Flow, path: String| {
+        Ok::<_, CompileError>(CompiledFlow {
+            steps: steps(&flow.steps, &path)?,
         })
-    }
-
-    fn request(
-        &self,
-        step: &Step,
-        request: &Request,
-        path: &str,
-    ) -> Result<CompiledRequest, CompileError> {
-        let template = |text: &str, at: &str| template::parse(text).map_err(|e| error(at, e));
-        let method = request
-            .method
-            .as_deref()
-            .unwrap_or("GET")
-            .to_ascii_uppercase()
-            .parse::<Method>()
-            .map_err(|e| error(&format!("{path}.method"), e))?;
-        let mut headers = Vec::new();
-        for (name, value) in self.defaults.headers.iter().chain(&request.headers) {
-            let header = name
-                .parse::<HeaderName>()
-                .map_err(|e| error(&format!("{path}.headers.{name}"), e))?;
-            headers.retain(|(existing, _)| *existing != header);
-            headers.push((header, template(value, &format!("{path}.headers.{name}"))?));
-        }
-        let has_content_type = headers.iter().any(|(h, _)| h == http::header::CONTENT_TYPE);
-        let body = if let Some(json) = &request.json {
-            if !has_content_type {
-                headers.push((
-                    http::header::CONTENT_TYPE,
-                    template("application/json", path)?,
-                ));
-            }
-            BodyTemplate::Json(json.clone())
-        } else if !request.form.is_empty() {
-            if !has_content_type {
-                headers.push((
-                    http::header::CONTENT_TYPE,
-                    template("application/x-www-form-urlencoded", path)?,
-                ));
-            }
-            BodyTemplate::Form(
-                request
-                    .form
-                    .iter()
-                    .map(|(k, v)| Ok((k.clone(), template(v, &format!("{path}.form.{k}"))?)))
-                    .collect::<Result<_, CompileError>>()?,
-            )
-        } else if let Some(raw) = &request.body {
-            BodyTemplate::Raw(template(raw, &format!("{path}.body"))?)
-        } else {
-            BodyTemplate::None
-        };
-        let timeout = match request
-            .timeout
-            .as_deref()
-            .or(self.defaults.timeout.as_deref())
-        {
-            Some(text) => stampede_crds::duration::parse(text)
-                .map_err(|e| error(&format!("{path}.timeout"), e))?,
-            None => DEFAULT_TIMEOUT,
-        };
-        let max_redirects = request
-            .max_redirects
-            .or(self.defaults.max_redirects)
-            .map_or(DEFAULT_MAX_REDIRECTS, |n| n.clamp(0, 1000) as u32);
-        let name = step.metric_name().unwrap_or_else(|| request.url.clone());
-        Ok(CompiledRequest {
-            method,
-            url: template(&request.url, &format!("{path}.url"))?,
-            headers,
-            query: request
-                .query
-                .iter()
-                .map(|(k, v)| Ok((k.clone(), template(v, &format!("{path}.query.{k}"))?)))
-                .collect::<Result<_, CompileError>>()?,
-            body,
-            timeout,
-            expected: ExpectedStatuses::parse(&request.expected_statuses)
-                .unwrap_or_else(|| self.default_expected.clone()),
-            max_redirects,
-            name,
-            tags: request
-                .tags
-                .iter()
-                .filter(|(k, _)| k.as_str() != "name")
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            fixed_target: std::sync::OnceLock::new(),
-        })
-    }
-}
-
-fn compile_capture(
-    name: &str,
-    capture: &Capture,
-    path: &str,
-) -> Result<CompiledCapture, CompileError> {
-    let source = if let Some(json) = &capture.json {
-        CaptureSource::Json(serde_json_path::JsonPath::parse(json).map_err(|e| error(path, e))?)
-    } else if let Some(pattern) = &capture.regex {
-        let regex = regex::Regex::new(pattern).map_err(|e| error(path, e))?;
-        let group = capture
-            .group
-            .map_or(if regex.captures_len() > 1 { 1 } else { 0 }, |g| {
-                g.max(0) as usize
-            });
-        CaptureSource::Regex(regex, group)
-    } else if let Some(header) = &capture.header {
-        CaptureSource::Header(header.to_ascii_lowercase())
-    } else if let Some(cookie) = &capture.cookie {
-        CaptureSource::Cookie(cookie.clone())
-    } else {
-        return Err(error(path, "has no source"));
     };
-    Ok(CompiledCapture {
-        name: name.to_string(),
-        source,
-        optional: capture.optional,
-        default: capture
-            .default
-            .as_deref()
-            .map(template::parse)
-            .transpose()
-            .map_err(|e| error(path, e))?,
+    let mut flows = HashMap::with_capacity(model.flows.len());
+    for (name, steps) in &model.flows {
+        flows.insert(
+            name.clone(),
+            Arc::new(flow(steps, format!("spec.flows.{name}"))?),
+        );
+    }
+    Ok(CompiledFlows {
+        setup: flow(&model.setup, "spec.setup".to_string())?,
+        teardown: flow(&model.teardown, "spec.teardown".to_string())?,
+        flows,
+        names: model.names(),
     })
+}
+
+/// Compiles the flows of `spec` into the model, then prepares them.
+pub fn compile_spec(spec: &LoadTestSpec) -> Result<CompiledFlows, CompileError> {
+    compile(&model::compile(spec)?)
+}
+
+fn steps(steps: &[model::Step], path: &str) -> Result<Vec<CompiledStep>, CompileError> {
+    steps
+        .iter()
+        .enumerate()
+        .map(|(index, step)| self::step(step, &format!("{path}[{index}]")))
+        .collect()
+}
+
+fn step(step: &model::Step, path: &str) -> Result<CompiledStep, CompileError> {
+    let action = match &step.action {
+        model::Action::Request(request) => Action::Request(Box::new(self::request(
+            request,
+            &format!("{path}.request"),
+        )?)),
+        model::Action::Sleep(sleep) => Action::Sleep(sleep.min, sleep.max),
+        model::Action::Group(group) => Action::Group {
+            tag: group.tag.clone(),
+            steps: steps(&group.steps, &format!("{path}.steps"))?,
+        },
+    };
+    Ok(CompiledStep {
+        action,
+        checks: step.checks.clone(),
+        captures: step.captures.clone(),
+        condition: step.condition.clone(),
+        needs_body: step.reads_response_body(),
+    })
+}
+
+fn request(request: &model::Request, path: &str) -> Result<CompiledRequest, CompileError> {
+    let mut headers = Vec::with_capacity(request.headers.len() + 1);
+    for (name, value) in &request.headers {
+        // The model admits only RFC 9110 tokens, which are header names.
+        let header = HeaderName::from_bytes(name.as_bytes()).map_err(|error| CompileError {
+            path: format!("{path}.headers.{name}"),
+            message: error.to_string(),
+        })?;
+        headers.push((header, value.clone()));
+    }
+    if let Some(content_type) = request.body.content_type()
+        && !headers
+            .iter()
+            .any(|(name, _)| name == http::header::CONTENT_TYPE)
+    {
+        headers.push((http::header::CONTENT_TYPE, Template::literal(content_type)));
+    }
+    Ok(CompiledRequest {
+        method: method(request.method),
+        url: request.url.clone(),
+        headers,
+        query: request.query.clone(),
+        body: body(&request.body),
+        timeout: request.timeout,
+        expected: request.expected_statuses.clone(),
+        max_redirects: request.max_redirects,
+        name: request.name.clone(),
+        tags: request.tags.clone(),
+        fixed_target: OnceLock::new(),
+    })
+}
+
+fn method(method: model::Method) -> Method {
+    match method {
+        model::Method::Get => Method::GET,
+        model::Method::Post => Method::POST,
+        model::Method::Put => Method::PUT,
+        model::Method::Patch => Method::PATCH,
+        model::Method::Delete => Method::DELETE,
+        model::Method::Head => Method::HEAD,
+        model::Method::Options => Method::OPTIONS,
+    }
+}
+
+/// A body without references becomes its bytes, so sending it allocates nothing.
+fn body(body: &Body) -> BodyTemplate {
+    match body {
+        Body::None => BodyTemplate::Fixed(Bytes::new()),
+        Body::Json(json) => match json.literal_bytes() {
+            Some(bytes) => BodyTemplate::Fixed(Bytes::from(bytes)),
+            None => BodyTemplate::Json(json.clone()),
+        },
+        Body::Form(fields) if body.is_literal() => {
+            let mut pairs = form_urlencoded::Serializer::new(String::new());
+            for (key, value) in fields {
+                pairs.append_pair(key, value.as_literal().unwrap_or_default());
+            }
+            BodyTemplate::Fixed(Bytes::from(pairs.finish()))
+        }
+        Body::Form(fields) => BodyTemplate::Form(fields.clone()),
+        Body::Raw(text) => match text.as_literal() {
+            Some(literal) => BodyTemplate::Fixed(Bytes::from(literal.to_string())),
+            None => BodyTemplate::Raw(text.clone()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compiled(yaml_spec: &str) -> CompiledFlows {
+        let yaml = format!(
+            "apiVersion: stampede.dev/v1alpha1\nkind: LoadTest\nmetadata: {{name: t}}\nspec:\n{yaml_spec}"
+        );
+        let test: stampede_crds::LoadTest = serde_yaml_ng::from_str(&yaml).unwrap();
+        compile_spec(&test.spec).unwrap()
+    }
+
+    fn only_request(flows: &CompiledFlows) -> &CompiledRequest {
+        match &flows.flows["f"].steps[0].action {
+            Action::Request(request) => request,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn fixed(body: &BodyTemplate) -> &[u8] {
+        match body {
+            BodyTemplate::Fixed(bytes) => bytes,
+            other => panic!("not fixed: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn literal_bodies_are_rendered_once() {
+        let flows = compiled(
+            "  flows: {f: [{request: {method: post, url: \"http://x/\", json: {b: [1, \"$${x}\"], a: null}}}]}\n",
+        );
+        let request = only_request(&flows);
+        assert_eq!(request.method, Method::POST);
+        assert_eq!(fixed(&request.body), br#"{"a":null,"b":[1,"${x}"]}"#);
+        let flows = compiled(
+            "  flows: {f: [{request: {url: \"http://x/\", form: {q: \"a b\", n: \"1&2\"}}}]}\n",
+        );
+        assert_eq!(fixed(&only_request(&flows).body), b"n=1%262&q=a+b");
+        let flows = compiled("  flows: {f: [{request: {url: \"http://x/\"}}]}\n");
+        assert!(fixed(&only_request(&flows).body).is_empty());
+    }
+
+    #[test]
+    fn a_body_implies_its_content_type_unless_a_header_sets_one() {
+        let flows = compiled(
+            "  flows: {f: [{request: {method: POST, url: \"http://x/\", json: {u: \"${vu}\"}}}]}\n",
+        );
+        let request = only_request(&flows);
+        assert!(matches!(request.body, BodyTemplate::Json(_)));
+        let content_type: Vec<_> = request
+            .headers
+            .iter()
+            .filter(|(name, _)| name == http::header::CONTENT_TYPE)
+            .map(|(_, value)| value.to_string())
+            .collect();
+        assert_eq!(content_type, ["application/json"]);
+        let flows = compiled(
+            "  defaults: {headers: {content-TYPE: text/plain}}\n  flows: {f: [{request: {url: \"http://x/\", json: {}}}]}\n",
+        );
+        let request = only_request(&flows);
+        assert_eq!(request.headers.len(), 1);
+        assert_eq!(request.headers[0].1.as_literal(), Some("text/plain"));
+    }
+
+    #[test]
+    fn problems_become_one_error_naming_the_first_path_and_the_rest() {
+        let error = CompileError::from(vec![
+            Problem::new(
+                stampede_crds::path::FieldPath::keys(&["spec", "a"]),
+                "first",
+            ),
+            Problem::new(
+                stampede_crds::path::FieldPath::keys(&["spec", "b"]),
+                "second",
+            ),
+        ]);
+        assert_eq!(error.to_string(), "spec.a: first; spec.b: second");
+    }
 }

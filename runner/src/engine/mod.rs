@@ -7,6 +7,7 @@ pub mod executors;
 pub mod flow;
 pub mod progress;
 pub mod run;
+pub mod scale;
 pub mod shared;
 pub mod vu;
 

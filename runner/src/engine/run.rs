@@ -9,15 +9,17 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use stampede_crds::LoadTest;
+use stampede_crds::model::{self, Test};
 use stampede_crds::spec::LoadTestSpec;
-use stampede_crds::validate::effective_scenarios;
+use stampede_crds::validate::{self, Problem};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::data::{DataError, Tables};
 use super::executors::{Controls, ScenarioJob, run_scenario};
-use super::flow::{CompileError, CompiledFlow, Compiler};
+use super::flow::{self, CompileError, CompiledFlow, CompiledFlows};
 use super::progress::{Progress, ProgressLine, ProgressMode};
+use super::scale::scale_durations;
 use super::shared::{ScenarioContext, Shared};
 use super::vu::Vu;
 use crate::exit;
@@ -25,8 +27,8 @@ use crate::http::{ClientConfig, DnsCache, Target};
 use crate::metrics::recorder::flush_current_thread;
 use crate::metrics::{Metric, Registry, Shards, Snapshot, Value};
 use crate::schedule::{ExecutionSegment, ScenarioPlan, TestPlan};
-use crate::summary::{DEFAULT_TREND_STATS, SecondPoint, Summary};
-use crate::thresholds::Thresholds;
+use crate::summary::{SecondPoint, Summary};
+use crate::thresholds::{Thresholds, UnknownMetric};
 
 /// How thresholds are evaluated while running (k6: every 2 s).
 const THRESHOLD_EVERY: u64 = 2;
@@ -92,6 +94,12 @@ pub struct RunOutcome {
 /// Why a run could not start or finish.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The test did not compile: every problem, as `stampede validate` prints them.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Problem>),
+    /// A threshold names a metric the engine does not record.
+    #[error(transparent)]
+    Threshold(#[from] UnknownMetric),
     /// A flow did not compile.
     #[error(transparent)]
     Compile(#[from] CompileError),
@@ -119,53 +127,6 @@ pub enum RunError {
     /// The runtime could not start.
     #[error("cannot start the runtime: {0}")]
     Runtime(#[from] std::io::Error),
-}
-
-/// Multiplies every scenario time of a spec by `factor` (sleeps, timeouts and thresholds keep
-/// their values): stages, durations, maxDuration, startTime, gracefulStop, gracefulRampDown.
-pub fn scale_durations(spec: &LoadTestSpec, factor: f64) -> LoadTestSpec {
-    if (factor - 1.0).abs() < f64::EPSILON {
-        return spec.clone();
-    }
-    let scale = |text: &String| match stampede_crds::duration::parse(text) {
-        Ok(d) => {
-            let ms = (d.as_secs_f64() * 1000.0 * factor).round().max(0.0) as u64;
-            format!("{ms}ms")
-        }
-        Err(_) => text.clone(),
-    };
-    let mut out = spec.clone();
-    let mut scenarios = effective_scenarios(spec);
-    for scenario in scenarios.values_mut() {
-        for field in [
-            &mut scenario.duration,
-            &mut scenario.max_duration,
-            &mut scenario.start_time,
-            &mut scenario.graceful_stop,
-            &mut scenario.graceful_ramp_down,
-        ] {
-            if let Some(text) = field.as_mut() {
-                *text = scale(text);
-            }
-        }
-        for stage in &mut scenario.stages {
-            stage.duration = scale(&stage.duration);
-        }
-        // k6's minimum duration of 1s must not turn a scaled duration into an error.
-        for field in [&mut scenario.duration, &mut scenario.max_duration] {
-            if let Some(text) = field.as_mut()
-                && stampede_crds::duration::parse(text).is_ok_and(|d| d < Duration::from_secs(1))
-            {
-                *text = "1s".to_string();
-            }
-        }
-    }
-    out.scenarios = scenarios;
-    out.stages.clear();
-    out.duration = None;
-    out.iterations = None;
-    out.vus = None;
-    out
 }
 
 /// Resolves `spec.env` (with overrides); `valueFrom` entries are read from the process
@@ -349,9 +310,24 @@ impl AbortReasons {
 }
 
 impl PreparedRun {
-    /// Prepares `test` (validated) for a run with `options`.
+    /// Compiles `test` (the `-e` names of `options` count as defined) and prepares it for a
+    /// run with `options`.
     pub fn prepare(test: &LoadTest, options: RunOptions) -> Result<PreparedRun, RunError> {
-        prepare(test, options)
+        let validation = validate::Options {
+            extra_env: options.env.keys().cloned().collect(),
+        };
+        let compiled = model::compile(test, &validation).map_err(RunError::Invalid)?;
+        prepare(test, compiled, options)
+    }
+
+    /// Prepares `test`, already compiled into `compiled` by `stampede_crds::model::compile`,
+    /// for a run with `options`.
+    pub fn prepare_compiled(
+        test: &LoadTest,
+        compiled: Test,
+        options: RunOptions,
+    ) -> Result<PreparedRun, RunError> {
+        prepare(test, compiled, options)
     }
 
     /// Whether the test has a setup flow.
@@ -574,49 +550,28 @@ impl PreparedRun {
     }
 }
 
-fn prepare(test: &LoadTest, options: RunOptions) -> Result<PreparedRun, RunError> {
-    let spec = scale_durations(&test.spec, options.duration_scale);
+fn prepare(
+    test: &LoadTest,
+    mut compiled: Test,
+    options: RunOptions,
+) -> Result<PreparedRun, RunError> {
+    scale_durations(&mut compiled.scenarios, options.duration_scale);
+    let spec = &test.spec;
     let defaults = spec.defaults.clone().unwrap_or_default();
-    let mut compiler = Compiler::new(&defaults);
-    let setup = compiler.flow(&spec.setup, "spec.setup", "::setup")?;
-    let teardown = compiler.flow(&spec.teardown, "spec.teardown", "::teardown")?;
-    let mut flows = HashMap::new();
-    for (name, steps) in &spec.flows {
-        flows.insert(
-            name.clone(),
-            Arc::new(compiler.flow(steps, &format!("spec.flows.{name}"), "")?),
-        );
-    }
-    let names = compiler.names;
-    let mut registry = Registry::new();
-    for step in &names.steps {
-        let filter = vec![("name".to_string(), step.clone())];
-        for metric in [
-            Metric::HttpReqs,
-            Metric::HttpReqFailed,
-            Metric::HttpReqDuration,
-        ] {
-            registry.add(metric, filter.clone());
-        }
-    }
-    for check in &names.checks {
-        registry.add(Metric::Checks, vec![("check".to_string(), check.clone())]);
-    }
-    for group in &names.groups {
-        registry.add(
-            Metric::GroupDuration,
-            vec![("group".to_string(), group.clone())],
-        );
-    }
-    let thresholds = Thresholds::compile(&spec, &mut registry);
+    let CompiledFlows {
+        setup,
+        teardown,
+        flows,
+        names,
+    } = flow::compile(&compiled.flows)?;
+    let mut registry = Registry::for_test(&compiled);
+    let thresholds = Thresholds::new(&compiled.thresholds, &mut registry)?;
     let shards = Shards::new(Arc::new(registry));
 
-    let env = resolve_env(&spec, &options.env)?;
-    let base_url = match &defaults.base_url {
+    let env = resolve_env(spec, &options.env)?;
+    let base_url = match &compiled.flows.defaults.base_url {
         None => None,
-        Some(text) => {
-            let template = stampede_crds::template::parse(text)
-                .map_err(|e| RunError::BaseUrl(e.to_string()))?;
+        Some(template) => {
             struct EnvOnly<'a>(&'a HashMap<String, String>);
             impl stampede_crds::template::Resolve for EnvOnly<'_> {
                 fn resolve(
@@ -647,15 +602,11 @@ fn prepare(test: &LoadTest, options: RunOptions) -> Result<PreparedRun, RunError
         dns: Arc::new(DnsCache::new()),
         ..ClientConfig::default()
     });
-    let min_iteration_duration = defaults
-        .min_iteration_duration
-        .as_deref()
-        .and_then(|t| stampede_crds::duration::parse(t).ok())
-        .filter(|d| !d.is_zero());
+    let min_iteration_duration = compiled.flows.defaults.min_iteration_duration;
     let shared = Arc::new(Shared {
         recorder: shards.recorder(),
         env,
-        tables: Tables::load(&spec, &options.base_dir)?,
+        tables: Tables::load(spec, &options.base_dir)?,
         setup: OnceLock::new(),
         base_url,
         client_config,
@@ -673,27 +624,26 @@ fn prepare(test: &LoadTest, options: RunOptions) -> Result<PreparedRun, RunError
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let scenarios = effective_scenarios(&spec);
-    let plan = TestPlan::new(&scenarios, &options.segment);
+    let plan = TestPlan::for_test(&compiled, &options.segment);
     let mut jobs = Vec::new();
-    for (name, scenario) in &scenarios {
+    for scenario in &compiled.scenarios {
         // Validation guarantees the flow exists; an unvalidated spec must not run an empty
         // flow in a hot loop.
         let flow = flows
-            .get(scenario.flow_name())
+            .get(&scenario.flow)
             .cloned()
             .ok_or_else(|| CompileError {
-                path: format!("spec.scenarios.{name}.flow"),
+                path: format!("spec.scenarios.{}.flow", scenario.name),
                 message: format!(
                     "names the flow {:?}, which spec.flows does not define",
-                    scenario.flow_name()
+                    scenario.flow
                 ),
             })?;
         let mut tags = test_tags.clone();
         tags.extend(scenario.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
         jobs.push(ScenarioJob {
             context: Arc::new(ScenarioContext {
-                name: name.clone(),
+                name: scenario.name.clone(),
                 tags,
                 env: scenario.env.clone(),
             }),
@@ -721,12 +671,11 @@ fn prepare(test: &LoadTest, options: RunOptions) -> Result<PreparedRun, RunError
         test_tags,
         options,
         name: test.metadata.name.clone().unwrap_or_default(),
-        trend_stats: test.spec.summary_trend_stats.clone().unwrap_or_else(|| {
-            DEFAULT_TREND_STATS
-                .iter()
-                .map(|s| (*s).to_string())
-                .collect()
-        }),
+        trend_stats: compiled
+            .summary_trend_stats
+            .iter()
+            .map(|column| column.label.clone())
+            .collect(),
         stop: CancellationToken::new(),
         abort_reason: AbortReasons::default(),
         live,

@@ -14,7 +14,7 @@ use stampede_crds::template::{Builtin, Reference, Resolve, Template, WithCalls};
 
 use super::cookies::CookieJar;
 use super::flow::{
-    Action, BodyTemplate, CaptureSource, CompiledFlow, CompiledRequest, CompiledStep,
+    Action, BodyTemplate, CaptureSource, CompiledFlow, CompiledRequest, CompiledStep, JsonTemplate,
 };
 use super::shared::{ScenarioContext, Shared};
 use crate::http::{BodyMode, OutgoingRequest, SendOptions, Target, Timings, VuClient};
@@ -432,7 +432,7 @@ impl Vu {
         iteration_in_test: u64,
     ) -> Result<Bytes, String> {
         Ok(match &request.body {
-            BodyTemplate::None => Bytes::new(),
+            BodyTemplate::Fixed(bytes) => bytes.clone(),
             BodyTemplate::Raw(template) => {
                 Bytes::from(self.render(template, shared, scenario, iteration_in_test)?)
             }
@@ -444,51 +444,30 @@ impl Vu {
                 }
                 Bytes::from(pairs.finish())
             }
-            BodyTemplate::Json(value) => {
-                let rendered = self.render_json(value, shared, scenario, iteration_in_test)?;
-                Bytes::from(serde_json::to_vec(&rendered).map_err(|e| e.to_string())?)
+            BodyTemplate::Json(json) => {
+                self.render_json(json, shared, scenario, iteration_in_test)?
             }
         })
     }
 
+    /// Renders a JSON body straight into one buffer, which becomes the body without a copy.
     fn render_json(
         &mut self,
-        value: &serde_json::Value,
+        json: &JsonTemplate,
         shared: &Shared,
         scenario: &ScenarioContext,
         iteration_in_test: u64,
-    ) -> Result<serde_json::Value, String> {
-        use serde_json::Value as J;
-        Ok(match value {
-            J::String(text) if text.contains('$') => {
-                let template = stampede_crds::template::parse(text).map_err(|e| e.to_string())?;
-                J::String(self.render(&template, shared, scenario, iteration_in_test)?)
-            }
-            J::Array(items) => J::Array(
-                items
-                    .iter()
-                    .map(|item| self.render_json(item, shared, scenario, iteration_in_test))
-                    .collect::<Result<_, _>>()?,
-            ),
-            J::Object(map) => {
-                let mut out = serde_json::Map::new();
-                for (key, item) in map {
-                    let key = if key.contains('$') {
-                        let template =
-                            stampede_crds::template::parse(key).map_err(|e| e.to_string())?;
-                        self.render(&template, shared, scenario, iteration_in_test)?
-                    } else {
-                        key.clone()
-                    };
-                    out.insert(
-                        key,
-                        self.render_json(item, shared, scenario, iteration_in_test)?,
-                    );
-                }
-                J::Object(out)
-            }
-            other => other.clone(),
-        })
+    ) -> Result<Bytes, String> {
+        let mut body = Vec::with_capacity(json.estimated_length());
+        let mut rng = self.rng.clone();
+        let result = {
+            let vars = self.resolver(shared, scenario, iteration_in_test);
+            let mut with_calls = WithCalls::new(vars, || rng.u64(..));
+            json.render_into(&mut with_calls, &mut body)
+        };
+        self.rng = rng;
+        result.map_err(|e| e.to_string())?;
+        Ok(Bytes::from(body))
     }
 
     async fn request(
@@ -661,9 +640,9 @@ impl Vu {
                         other => other.to_string(),
                     })
                 }),
-                CaptureSource::Regex(regex, group_index) => body_text
+                CaptureSource::Regex { regex, group } => body_text
                     .and_then(|text| regex.captures(text))
-                    .and_then(|c| c.get(*group_index))
+                    .and_then(|c| c.get(*group))
                     .map(|m| m.as_str().to_string()),
                 CaptureSource::Header(name) => outcome
                     .headers
@@ -717,7 +696,7 @@ impl Vu {
         group: &str,
         iteration_in_test: u64,
     ) {
-        for (name, expr) in &step.checks {
+        for check in &step.checks {
             let mut view = ResponseView {
                 status: outcome.status,
                 duration_ms: outcome.duration_ms,
@@ -731,11 +710,11 @@ impl Vu {
                 ),
             };
             // k6: an exception in a check counts as a failed check.
-            let passed = expr.evaluate(&mut view).unwrap_or(false);
+            let passed = check.expr.evaluate(&mut view).unwrap_or(false);
             let tags = SampleTags {
                 scenario: Some(&scenario.name),
                 group: Some(group),
-                check: Some(name),
+                check: Some(&check.name),
                 custom: &scenario.tags,
                 ..SampleTags::default()
             };

@@ -10,8 +10,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 use stampede_crds::LoadTest;
+use stampede_crds::model::{self, Test};
 use stampede_crds::path::{FieldPath, Segment};
-use stampede_crds::validate::{self, Options};
+use stampede_crds::validate::Options;
 
 pub use lines::LineIndex;
 
@@ -49,6 +50,8 @@ impl fmt::Display for Diagnostic {
 pub struct Report {
     /// The LoadTests that are valid.
     pub tests: Vec<LoadTest>,
+    /// The same LoadTests compiled (`stampede_crds::model::compile`), in the same order.
+    pub compiled: Vec<Test>,
     /// Every problem, in file order.
     pub diagnostics: Vec<Diagnostic>,
     /// Documents that are not LoadTests (e.g. a ConfigMap with test data), by `Kind/name`.
@@ -220,17 +223,21 @@ pub fn check_str(source: &str, text: &str, options: &Options) -> Report {
                 continue;
             }
         };
-        let problems = validate::validate_with(&test, options);
-        let valid = problems.is_empty() && header_ok;
+        let problems = match model::compile(&test, options) {
+            Ok(compiled) if header_ok => {
+                report.tests.push(test);
+                report.compiled.push(compiled);
+                Vec::new()
+            }
+            Ok(_) => Vec::new(),
+            Err(problems) => problems,
+        };
         for problem in problems {
             report.diagnostics.push(diagnostic(
                 at(problem.path.segments()),
                 problem.path.to_string(),
                 problem.message,
             ));
-        }
-        if valid {
-            report.tests.push(test);
         }
     }
     report.diagnostics.sort_by_key(|d| d.line.unwrap_or(0));

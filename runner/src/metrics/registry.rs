@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use stampede_crds::metrics::{BUILTIN, MetricType};
-use stampede_crds::threshold::parse_metric_key;
+use stampede_crds::model::Test;
+use stampede_crds::threshold::MetricKey;
 
 use super::tags::SampleTags;
 
@@ -148,19 +149,49 @@ impl Registry {
         id
     }
 
-    /// Registers the series of a threshold key such as `http_req_duration{name:login}`;
-    /// `None` when the key does not parse or names no built-in metric (validation rejects those).
-    pub fn add_key(&mut self, key: &str) -> Option<SeriesId> {
-        let parsed = parse_metric_key(key).ok()?;
-        let metric = Metric::from_name(&parsed.metric)?;
-        Some(self.add(metric, parsed.tags))
+    /// The series of a test, as every runner registers them (and the operator, to read their
+    /// reports): the built-ins, per step `http_reqs`, `http_req_failed` and
+    /// `http_req_duration{name:STEP}`, per check `checks{check:NAME}`, per group
+    /// `group_duration{group:TAG}`, and each threshold's series.
+    pub fn for_test(test: &Test) -> Registry {
+        let mut registry = Registry::new();
+        let names = test.flows.names();
+        for step in &names.steps {
+            let filter = vec![("name".to_string(), step.clone())];
+            for metric in [
+                Metric::HttpReqs,
+                Metric::HttpReqFailed,
+                Metric::HttpReqDuration,
+            ] {
+                registry.add(metric, filter.clone());
+            }
+        }
+        for check in &names.checks {
+            registry.add(Metric::Checks, vec![("check".to_string(), check.clone())]);
+        }
+        for group in &names.groups {
+            registry.add(
+                Metric::GroupDuration,
+                vec![("group".to_string(), group.clone())],
+            );
+        }
+        for thresholds in &test.thresholds {
+            registry.add_key(&thresholds.key);
+        }
+        registry
     }
 
-    /// The series with this canonical key (filters in any order).
-    pub fn find(&self, key: &str) -> Option<SeriesId> {
-        let parsed = parse_metric_key(key).ok()?;
+    /// Registers the series of a threshold key such as `http_req_duration{name:login}`;
+    /// `None` when it names no metric the engine records.
+    pub fn add_key(&mut self, key: &MetricKey) -> Option<SeriesId> {
+        let metric = Metric::from_name(&key.metric)?;
+        Some(self.add(metric, key.tags.clone()))
+    }
+
+    /// The series of a key (filters in any order).
+    pub fn find(&self, key: &MetricKey) -> Option<SeriesId> {
         self.by_key
-            .get(&canonical_key(&parsed.metric, &parsed.tags))
+            .get(&canonical_key(&key.metric, &key.tags))
             .copied()
     }
 
@@ -204,15 +235,28 @@ impl Registry {
 mod tests {
     use super::*;
 
+    /// `http_req_duration` filtered by `tags`.
+    fn duration_key(tags: &[(&str, &str)]) -> MetricKey {
+        MetricKey {
+            metric: "http_req_duration".to_string(),
+            tags: tags
+                .iter()
+                .map(|(tag, value)| ((*tag).to_string(), (*value).to_string()))
+                .collect(),
+        }
+    }
+
     #[test]
     fn sub_metrics_match_samples_with_all_their_tags() {
         let mut registry = Registry::new();
-        let login = registry.add_key("http_req_duration{name:login}").unwrap();
+        let login = registry
+            .add_key(&duration_key(&[("name", "login")]))
+            .unwrap();
         let login_200 = registry
-            .add_key("http_req_duration{ status:200 , name:login}")
+            .add_key(&duration_key(&[("status", "200"), ("name", "login")]))
             .unwrap();
         assert_eq!(
-            registry.find("http_req_duration{name:login,status:200}"),
+            registry.find(&duration_key(&[("name", "login"), ("status", "200")])),
             Some(login_200)
         );
         let tags = SampleTags {
@@ -226,5 +270,43 @@ mod tests {
         assert_eq!(hit, vec![registry.root(Metric::HttpReqDuration), login]);
         assert_eq!(Metric::HttpReqDuration.name(), "http_req_duration");
         assert_eq!(Metric::from_name("checks"), Some(Metric::Checks));
+    }
+
+    #[test]
+    fn a_tests_series_are_registered_up_front() {
+        let test: stampede_crds::LoadTest = serde_yaml_ng::from_str(
+            r#"
+apiVersion: stampede.dev/v1alpha1
+kind: LoadTest
+metadata: {name: series}
+spec:
+  defaults: {baseUrl: "http://127.0.0.1:1"}
+  flows:
+    default:
+      - name: login
+        request: {url: /login}
+        checks: {"login ok": "status == 200"}
+      - group: browse
+        steps: [{name: home, request: {url: /}}]
+  thresholds:
+    "http_reqs{status:500}": ["count<1"]
+"#,
+        )
+        .unwrap();
+        let compiled = stampede_crds::model::compile(&test, &Default::default()).unwrap();
+        let registry = Registry::for_test(&compiled);
+        for key in [
+            "http_reqs{name:login}",
+            "http_req_failed{name:home}",
+            "http_req_duration{name:login}",
+            "checks{check:login ok}",
+            "group_duration{group:::browse}",
+            "http_reqs{status:500}",
+        ] {
+            assert!(
+                registry.series().iter().any(|series| series.key == key),
+                "{key} is not registered"
+            );
+        }
     }
 }

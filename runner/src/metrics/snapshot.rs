@@ -496,7 +496,10 @@ mod tests {
     #[test]
     fn snapshots_round_trip_through_json() {
         let mut registry = Registry::new();
-        registry.add_key("http_req_duration{name:login}");
+        registry.add(
+            Metric::HttpReqDuration,
+            vec![("name".to_string(), "login".to_string())],
+        );
         let mut snapshot = Snapshot::empty(&registry);
         for ms in [1.5, 2.5, 100.0] {
             if let Some(Value::Trend(t)) = snapshot.values.get_mut("http_req_duration{name:login}")

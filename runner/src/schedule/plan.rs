@@ -8,11 +8,10 @@
 
 use std::time::Duration;
 
-use stampede_crds::duration;
-use stampede_crds::scenario::{
-    DEFAULT_GRACEFUL_RAMP_DOWN, DEFAULT_GRACEFUL_STOP, DEFAULT_MAX_DURATION, DEFAULT_TIME_UNIT,
+use stampede_crds::Executor;
+use stampede_crds::model::scenario::{
+    self as model, ConstantArrivalRate, Iterations, RampingArrivalRate, RampingVus, Scenario,
 };
-use stampede_crds::{Executor, Scenario};
 
 use super::segment::ExecutionSegment;
 use super::wide::U256;
@@ -154,20 +153,6 @@ fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// A validated duration field, or its k6 default.
-fn duration_or(text: Option<&String>, default: &str) -> u64 {
-    let parsed = match text {
-        Some(text) => duration::parse(text),
-        None => duration::parse(default),
-    };
-    parsed.map(nanos).unwrap_or(0)
-}
-
-/// A validated count field, or its k6 default; negatives (rejected by validation) count as 0.
-fn count_or(value: Option<i64>, default: u64) -> u64 {
-    value.map_or(default, |v| u64::try_from(v).unwrap_or(0))
-}
-
 /// `ceil(k · duration / steps)`: when the `k`-th of `steps` whole-VU changes of a stage happens.
 /// k6 computes `end - duration·(T-u)/(T-F)` with truncating division, which is this ceiling.
 fn change_offset(k: u64, duration: u64, steps: u64) -> u64 {
@@ -176,32 +161,34 @@ fn change_offset(k: u64, duration: u64, steps: u64) -> u64 {
 }
 
 impl ScenarioPlan {
-    /// Plans `scenario` (already validated) for `segment`. Fields missing from the scenario take
-    /// k6's defaults; values validation would reject are treated as 0 rather than panicking.
+    /// Plans `scenario` (from the compiled test, k6's defaults applied) for `segment`.
     pub fn new(scenario: &Scenario, segment: &ExecutionSegment) -> ScenarioPlan {
-        let start_time = duration_or(scenario.start_time.as_ref(), "0s");
-        let graceful_stop = duration_or(scenario.graceful_stop.as_ref(), DEFAULT_GRACEFUL_STOP);
-        let schedule = match scenario.executor {
-            Executor::SharedIterations | Executor::PerVuIterations => {
-                Schedule::Iterations(IterationsPlan::new(scenario, segment))
+        let start_time = nanos(scenario.start_time);
+        let graceful_stop = nanos(scenario.graceful_stop);
+        let schedule = match &scenario.executor {
+            model::Executor::SharedIterations(iterations) => {
+                Schedule::Iterations(IterationsPlan::new(iterations, true, segment))
             }
-            Executor::ConstantVus => {
-                let global_vus = count_or(scenario.vus, 1);
-                Schedule::ConstantVus {
-                    global_vus,
-                    vus: segment.scale(global_vus),
-                    duration: duration_or(scenario.duration.as_ref(), "0s"),
-                }
+            model::Executor::PerVuIterations(iterations) => {
+                Schedule::Iterations(IterationsPlan::new(iterations, false, segment))
             }
-            Executor::RampingVus => {
-                Schedule::RampingVus(RampingVusPlan::new(scenario, segment, graceful_stop))
+            model::Executor::ConstantVus(constant) => Schedule::ConstantVus {
+                global_vus: constant.vus,
+                vus: segment.scale(constant.vus),
+                duration: nanos(constant.duration),
+            },
+            model::Executor::RampingVus(ramp) => {
+                Schedule::RampingVus(RampingVusPlan::new(ramp, segment, graceful_stop))
             }
-            Executor::ConstantArrivalRate | Executor::RampingArrivalRate => {
-                Schedule::ArrivalRate(ArrivalPlan::new(scenario, segment))
+            model::Executor::ConstantArrivalRate(constant) => {
+                Schedule::ArrivalRate(ArrivalPlan::constant(constant, segment))
+            }
+            model::Executor::RampingArrivalRate(ramp) => {
+                Schedule::ArrivalRate(ArrivalPlan::ramping(ramp, segment))
             }
         };
         ScenarioPlan {
-            executor: scenario.executor,
+            executor: scenario.executor.kind(),
             segment: segment.clone(),
             start_time,
             graceful_stop,
@@ -513,12 +500,11 @@ impl ScenarioPlan {
 }
 
 impl IterationsPlan {
-    fn new(scenario: &Scenario, segment: &ExecutionSegment) -> IterationsPlan {
-        let shared = scenario.executor == Executor::SharedIterations;
-        let global_vus = count_or(scenario.vus, 1);
-        let global_iterations = count_or(scenario.iterations, 1);
+    fn new(params: &Iterations, shared: bool, segment: &ExecutionSegment) -> IterationsPlan {
+        let global_vus = params.vus;
+        let global_iterations = params.iterations;
         let vus = segment.scale(global_vus);
-        let max_duration = duration_or(scenario.max_duration.as_ref(), DEFAULT_MAX_DURATION);
+        let max_duration = nanos(params.max_duration);
         if !shared {
             return IterationsPlan {
                 shared,
@@ -557,13 +543,13 @@ fn rescaled_or_self(segment: &ExecutionSegment, value: u64) -> Option<ExecutionS
 }
 
 impl RampingVusPlan {
-    fn new(scenario: &Scenario, segment: &ExecutionSegment, graceful_stop: u64) -> RampingVusPlan {
-        let start_vus = count_or(scenario.start_vus, 1);
-        let mut stages = Vec::with_capacity(scenario.stages.len());
+    fn new(params: &RampingVus, segment: &ExecutionSegment, graceful_stop: u64) -> RampingVusPlan {
+        let start_vus = params.start_vus;
+        let mut stages = Vec::with_capacity(params.stages.len());
         let (mut start, mut from, mut most) = (0u64, start_vus, start_vus);
-        for stage in &scenario.stages {
-            let duration = duration::parse(&stage.duration).map_or(0, nanos);
-            let to = u64::try_from(stage.target).unwrap_or(0);
+        for stage in &params.stages {
+            let duration = nanos(stage.duration);
+            let to = stage.target;
             stages.push(VuStage {
                 start,
                 duration,
@@ -578,10 +564,7 @@ impl RampingVusPlan {
             start_vus,
             stages,
             end: start,
-            graceful_ramp_down: duration_or(
-                scenario.graceful_ramp_down.as_ref(),
-                DEFAULT_GRACEFUL_RAMP_DOWN,
-            ),
+            graceful_ramp_down: nanos(params.graceful_ramp_down),
             graceful_stop,
             max_vus: segment.scale(most),
             regular_end: 0,
@@ -866,48 +849,65 @@ fn reserve_for_graceful_ramp_down(raw: &[VuStep], grace: u64, executor_end: u64)
 }
 
 impl ArrivalPlan {
-    fn new(scenario: &Scenario, segment: &ExecutionSegment) -> ArrivalPlan {
-        let time_unit = duration_or(scenario.time_unit.as_ref(), DEFAULT_TIME_UNIT).max(1);
-        let global_pre = count_or(scenario.pre_allocated_vus, 0);
-        let global_max = count_or(scenario.max_vus, global_pre);
-        let (shape, regular, global_starts) = if scenario.executor == Executor::ConstantArrivalRate
-        {
-            let rate = count_or(scenario.rate, 0);
-            let duration = duration_or(scenario.duration.as_ref(), "0s");
-            // Starts k with k·timeUnit/rate < duration: k < duration·rate/timeUnit.
-            let starts = (u128::from(duration) * u128::from(rate)).div_ceil(u128::from(time_unit));
-            (
-                RateShape::Constant { rate },
-                duration,
-                u64::try_from(starts).unwrap_or(u64::MAX),
-            )
-        } else {
-            let mut stages = Vec::with_capacity(scenario.stages.len());
-            let (mut start, mut from, mut area) = (0u64, count_or(scenario.start_rate, 0), 0u128);
-            for stage in &scenario.stages {
-                let duration = duration::parse(&stage.duration).map_or(0, nanos);
-                let to = u64::try_from(stage.target).unwrap_or(0);
-                let area_after = area.saturating_add(
-                    u128::from(duration).saturating_mul(u128::from(from) + u128::from(to)),
-                );
-                stages.push(RateStage {
-                    start,
-                    duration,
-                    from,
-                    to,
-                    area_before: area,
-                    area_after,
-                });
-                (start, from, area) = (start.saturating_add(duration), to, area_after);
-            }
-            // Starts n >= 1 with n <= ∫ rate, i.e. 2·timeUnit·n <= area.
-            let starts = area / (2 * u128::from(time_unit));
-            (
-                RateShape::Ramping { stages },
+    /// Plans constant-arrival-rate: start `k` at `k·timeUnit/rate` while before `duration`.
+    fn constant(params: &ConstantArrivalRate, segment: &ExecutionSegment) -> ArrivalPlan {
+        // The model never holds a zero timeUnit; the floor only keeps the division total.
+        let time_unit = nanos(params.time_unit).max(1);
+        let rate = params.rate;
+        let duration = nanos(params.duration);
+        // Starts k with k·timeUnit/rate < duration: k < duration·rate/timeUnit.
+        let starts = (u128::from(duration) * u128::from(rate)).div_ceil(u128::from(time_unit));
+        ArrivalPlan::with_shape(
+            time_unit,
+            RateShape::Constant { rate },
+            duration,
+            u64::try_from(starts).unwrap_or(u64::MAX),
+            (params.pre_allocated_vus, params.max_vus),
+            segment,
+        )
+    }
+
+    /// Plans ramping-arrival-rate: start `n` where the integral of the rate reaches `n`.
+    fn ramping(params: &RampingArrivalRate, segment: &ExecutionSegment) -> ArrivalPlan {
+        let time_unit = nanos(params.time_unit).max(1);
+        let mut stages = Vec::with_capacity(params.stages.len());
+        let (mut start, mut from, mut area) = (0u64, params.start_rate, 0u128);
+        for stage in &params.stages {
+            let duration = nanos(stage.duration);
+            let to = stage.target;
+            let area_after = area.saturating_add(
+                u128::from(duration).saturating_mul(u128::from(from) + u128::from(to)),
+            );
+            stages.push(RateStage {
                 start,
-                u64::try_from(starts).unwrap_or(u64::MAX),
-            )
-        };
+                duration,
+                from,
+                to,
+                area_before: area,
+                area_after,
+            });
+            (start, from, area) = (start.saturating_add(duration), to, area_after);
+        }
+        // Starts n >= 1 with n <= ∫ rate, i.e. 2·timeUnit·n <= area.
+        let starts = area / (2 * u128::from(time_unit));
+        ArrivalPlan::with_shape(
+            time_unit,
+            RateShape::Ramping { stages },
+            start,
+            u64::try_from(starts).unwrap_or(u64::MAX),
+            (params.pre_allocated_vus, params.max_vus),
+            segment,
+        )
+    }
+
+    fn with_shape(
+        time_unit: u64,
+        shape: RateShape,
+        regular: u64,
+        global_starts: u64,
+        (global_pre, global_max): (u64, u64),
+        segment: &ExecutionSegment,
+    ) -> ArrivalPlan {
         ArrivalPlan {
             time_unit,
             shape,
@@ -1092,7 +1092,23 @@ impl Iterator for Arrivals<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stampede_crds::Stage;
+    use stampede_crds::{Scenario, Stage};
+
+    /// Plans a manifest scenario the way a run does: compiled into the model first.
+    fn plan_of(scenario: &Scenario, segment: &ExecutionSegment) -> ScenarioPlan {
+        ScenarioPlan::new(&compiled(scenario), segment)
+    }
+
+    fn compiled(scenario: &Scenario) -> model::Scenario {
+        model::build("s", scenario).expect("the test's scenario compiles")
+    }
+
+    fn ramp_params(scenario: &Scenario) -> RampingVus {
+        match compiled(scenario).executor {
+            model::Executor::RampingVus(params) => params,
+            other => panic!("not ramping-vus: {other:?}"),
+        }
+    }
 
     fn stage(duration: &str, target: i64) -> Stage {
         Stage {
@@ -1129,7 +1145,7 @@ mod tests {
     /// The reference's ramping-vus example.
     #[test]
     fn ramping_vus_changes_like_k6() {
-        let plan = ScenarioPlan::new(
+        let plan = plan_of(
             &ramping_vus(4, vec![stage("2s", 6), stage("5s", 1), stage("1s", 1)]),
             &ExecutionSegment::full(),
         );
@@ -1169,7 +1185,7 @@ mod tests {
             ]
         );
         // A ramp from 0 to 1 over 10s starts its VU at 10s.
-        let plan = ScenarioPlan::new(
+        let plan = plan_of(
             &ramping_vus(0, vec![stage("10s", 1), stage("5s", 1)]),
             &ExecutionSegment::full(),
         );
@@ -1199,7 +1215,7 @@ mod tests {
     fn ramping_vus_requirements_match_k6() {
         let full = ExecutionSegment::full();
         let mut scenario = k6_example();
-        let plan = ScenarioPlan::new(&scenario, &full);
+        let plan = plan_of(&scenario, &full);
         let raw = steps(&[
             (0, 4),
             (1, 5),
@@ -1234,21 +1250,21 @@ mod tests {
 
         scenario.graceful_stop = Some("80s".into());
         assert_eq!(
-            ScenarioPlan::new(&scenario, &full).requirements(),
+            plan_of(&scenario, &full).requirements(),
             steps(&[(0, 4), (1, 5), (2, 6), (33, 5), (42, 4), (50, 1), (103, 0)])
         );
         scenario.graceful_stop = Some("3s".into());
         assert_eq!(
-            ScenarioPlan::new(&scenario, &full).requirements(),
+            plan_of(&scenario, &full).requirements(),
             steps(&[(0, 4), (1, 5), (2, 6), (26, 0)])
         );
         scenario.graceful_stop = Some("0s".into());
         assert_eq!(
-            ScenarioPlan::new(&scenario, &full).requirements(),
+            plan_of(&scenario, &full).requirements(),
             steps(&[(0, 4), (1, 5), (2, 6), (23, 0)])
         );
         scenario.graceful_ramp_down = Some("0s".into());
-        assert_eq!(ScenarioPlan::new(&scenario, &full).requirements(), raw);
+        assert_eq!(plan_of(&scenario, &full).requirements(), raw);
     }
 
     /// k6 `TestRampingVUsConfigExecutionPlanExampleOneThird`.
@@ -1256,7 +1272,7 @@ mod tests {
     fn ramping_vus_requirements_match_k6_for_a_third() {
         let third = ExecutionSegment::parse("0:1/3").unwrap();
         let mut scenario = k6_example();
-        let plan = ScenarioPlan::new(&scenario, &third);
+        let plan = plan_of(&scenario, &third);
         assert_eq!(
             plan.vu_steps().collect::<Vec<_>>(),
             steps(&[
@@ -1279,12 +1295,12 @@ mod tests {
         );
         scenario.graceful_stop = Some("80s".into());
         assert_eq!(
-            ScenarioPlan::new(&scenario, &third).requirements(),
+            plan_of(&scenario, &third).requirements(),
             steps(&[(0, 1), (1, 2), (42, 1), (50, 0)])
         );
         scenario.graceful_stop = Some("3s".into());
         assert_eq!(
-            ScenarioPlan::new(&scenario, &third).requirements(),
+            plan_of(&scenario, &third).requirements(),
             steps(&[(0, 1), (1, 2), (26, 0)])
         );
     }
@@ -1418,7 +1434,7 @@ mod tests {
         ];
         for (text, sequence, expected) in cases {
             let segment = segment(text, sequence);
-            let plan = RampingVusPlan::new(&scenario, &segment, 0);
+            let plan = RampingVusPlan::new(&ramp_params(&scenario), &segment, 0);
             let raw: Vec<VuStep> = plan.steps(&segment, false).collect();
             assert_eq!(raw, steps(expected), "{segment:?}");
         }
@@ -1541,7 +1557,7 @@ mod tests {
             } else {
                 segment(text, sequence)
             };
-            let plan = RampingVusPlan::new(&ramping_vus(start, stages), &segment, 0);
+            let plan = RampingVusPlan::new(&ramp_params(&ramping_vus(start, stages)), &segment, 0);
             let raw: Vec<VuStep> = plan.steps(&segment, false).collect();
             assert_eq!(raw, steps(&expected), "{segment:?}");
         }
@@ -1549,7 +1565,7 @@ mod tests {
 
     #[test]
     fn ramping_vus_trailing_zero_stages_end_early_like_k6() {
-        let plan = ScenarioPlan::new(
+        let plan = plan_of(
             &ramping_vus(0, vec![stage("10s", 10), stage("10s", 0), stage("30s", 0)]),
             &ExecutionSegment::full(),
         );
@@ -1563,7 +1579,7 @@ mod tests {
     #[test]
     fn huge_ramps_are_planned_without_listing_their_steps() {
         let scenario = ramping_vus(0, vec![stage("1h", i64::MAX), stage("1h", 0)]);
-        let plan = ScenarioPlan::new(&scenario, &ExecutionSegment::of(1, 3).unwrap());
+        let plan = plan_of(&scenario, &ExecutionSegment::of(1, 3).unwrap());
         assert_eq!(plan.max_vus(), (i64::MAX as u64) / 3);
         assert_eq!(plan.requirements().len(), 2);
         assert_eq!(plan.max_duration(), secs(7230.0));
@@ -1597,7 +1613,7 @@ mod tests {
                 ExecutionSegment::full(),
                 ExecutionSegment::of(2, 7).unwrap(),
             ] {
-                let plan = ScenarioPlan::new(&scenario, &segment);
+                let plan = plan_of(&scenario, &segment);
                 let first: Vec<Arrival> = plan.arrival_starts().take(3).collect();
                 assert!(first.windows(2).all(|pair| pair[0].at <= pair[1].at));
                 let _ = plan.start_at_for_test(u64::MAX - 1);
@@ -1636,7 +1652,7 @@ mod tests {
     /// The reference example and k6 `TestRampingArrivalRateCal` (k6 compares within 0.1%).
     #[test]
     fn ramping_arrival_rate_matches_k6_cal() {
-        let plan = ScenarioPlan::new(&cal_example("1s"), &ExecutionSegment::full());
+        let plan = plan_of(&cal_example("1s"), &ExecutionSegment::full());
         let starts: Vec<u64> = plan.arrivals().map(|at| at.as_nanos() as u64).collect();
         assert_eq!(
             starts,
@@ -1662,13 +1678,13 @@ mod tests {
             ("2/3:1", "0,1/3,2/3,1", &[5500, 11000]),
         ];
         for (text, sequence, expected) in cases {
-            let plan = ScenarioPlan::new(&cal_example("1s"), &segment(text, sequence));
+            let plan = plan_of(&cal_example("1s"), &segment(text, sequence));
             let got: Vec<u64> = plan.arrivals().map(|at| at.as_millis() as u64).collect();
             assert_eq!(got, expected, "{text} in {sequence:?}");
         }
 
         // Three times as fast; k6 expects these within 0.1% (its floats give 10999ms at the end).
-        let plan = ScenarioPlan::new(&cal_example("333333333ns"), &ExecutionSegment::full());
+        let plan = plan_of(&cal_example("333333333ns"), &ExecutionSegment::full());
         let expected = [
             1825, 2581, 3162, 3651, 4082, 4472, 4830, 5166, 5499, 5833, 6169, 6527, 6917, 7348,
             7837, 8418, 9174, 10999,
@@ -1693,7 +1709,7 @@ mod tests {
             ("3/4:1", &[3, 8, 13, 18]),
         ];
         for (text, expected) in cases {
-            let plan = ScenarioPlan::new(&scenario, &segment(text, "0,1/4,3/4,1"));
+            let plan = plan_of(&scenario, &segment(text, "0,1/4,3/4,1"));
             let got: Vec<u64> = plan.arrival_starts().map(|a| a.iteration).collect();
             assert_eq!(got, expected, "{text}");
         }
@@ -1703,9 +1719,9 @@ mod tests {
     #[test]
     fn arrival_rate_vus_match_k6() {
         let mut scenario = ramping_rate(1, "1s", vec![stage("1s", 1)]);
-        scenario.pre_allocated_vus = None;
+        scenario.pre_allocated_vus = Some(0);
         scenario.max_vus = Some(2);
-        let plan = ScenarioPlan::new(&scenario, &segment("1/5:2/5", "0,1/5,2/5,1"));
+        let plan = plan_of(&scenario, &segment("1/5:2/5", "0,1/5,2/5,1"));
         assert!(!plan.has_work());
         assert_eq!(plan.arrivals().count(), 0);
 
@@ -1719,7 +1735,7 @@ mod tests {
             let mut scenario = ramping_rate(0, "1s", vec![stage("1s", 1)]);
             scenario.pre_allocated_vus = Some(pre);
             scenario.max_vus = Some(max);
-            let plan = ScenarioPlan::new(&scenario, &segment(text, sequence));
+            let plan = plan_of(&scenario, &segment(text, sequence));
             let requirements = plan.requirements();
             assert_eq!(requirements[0].planned_vus, planned);
             assert_eq!(requirements[0].max_unplanned_vus, unplanned);
@@ -1734,7 +1750,7 @@ mod tests {
         scenario.rate = Some(3);
         scenario.duration = Some("2s".into());
         scenario.pre_allocated_vus = Some(3);
-        let plan = ScenarioPlan::new(&scenario, &ExecutionSegment::full());
+        let plan = plan_of(&scenario, &ExecutionSegment::full());
         let starts: Vec<u64> = plan.arrivals().map(|at| at.as_nanos() as u64).collect();
         assert_eq!(
             starts,
@@ -1754,7 +1770,7 @@ mod tests {
 
         // No drift: start number 3·10⁸ of a 3/s rate is exactly at 10⁸ s.
         scenario.duration = Some("100000000s".into());
-        let plan = ScenarioPlan::new(&scenario, &ExecutionSegment::of(0, 3).unwrap());
+        let plan = plan_of(&scenario, &ExecutionSegment::of(0, 3).unwrap());
         let at = plan.start_at_for_test(300_000_000);
         assert_eq!(at, 100_000_000 * 1_000_000_000);
         assert_eq!(plan.start_at_for_test(299_999_999), 99_999_999_666_666_666);
@@ -1764,7 +1780,7 @@ mod tests {
     #[test]
     fn ramping_arrival_rate_handles_start_rate_and_jumps() {
         // startRate 2/s for 1s, jump to 4/s, hold 1s, ramp to 0 over 2s: 2 + 4 + 4 starts.
-        let plan = ScenarioPlan::new(
+        let plan = plan_of(
             &ramping_rate(
                 2,
                 "1s",
@@ -1792,7 +1808,7 @@ mod tests {
         shared.vus = Some(2);
         shared.iterations = Some(10);
         let quarters: Vec<ScenarioPlan> = (0..4)
-            .map(|i| ScenarioPlan::new(&shared, &ExecutionSegment::of(i, 4).unwrap()))
+            .map(|i| plan_of(&shared, &ExecutionSegment::of(i, 4).unwrap()))
             .collect();
         let vus: Vec<_> = quarters.iter().map(|p| p.vus().unwrap()).collect();
         let iterations: Vec<_> = quarters.iter().map(|p| p.iterations().unwrap()).collect();
@@ -1806,7 +1822,7 @@ mod tests {
         let mut per_vu = Scenario::new(Executor::PerVuIterations);
         per_vu.vus = Some(5);
         per_vu.iterations = Some(7);
-        let plan = ScenarioPlan::new(&per_vu, &ExecutionSegment::of(0, 2).unwrap());
+        let plan = plan_of(&per_vu, &ExecutionSegment::of(0, 2).unwrap());
         assert_eq!(plan.vus(), Some(3));
         assert_eq!(plan.iterations_per_vu(), Some(7));
         assert_eq!(plan.iterations(), Some(21));
@@ -1816,7 +1832,7 @@ mod tests {
         constant.duration = Some("1m".into());
         constant.start_time = Some("10s".into());
         constant.graceful_stop = Some("5s".into());
-        let plan = ScenarioPlan::new(&constant, &ExecutionSegment::of(1, 2).unwrap());
+        let plan = plan_of(&constant, &ExecutionSegment::of(1, 2).unwrap());
         assert_eq!(plan.vus(), Some(2));
         assert_eq!(plan.start_time(), secs(10.0));
         assert_eq!(plan.max_duration(), secs(65.0));

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use stampede_crds::Scenario;
+use stampede_crds::Scenario as ManifestScenario;
+use stampede_crds::model::Test;
+use stampede_crds::model::scenario::{self, Scenario};
 
 use super::plan::{ScenarioPlan, VuStep};
 use super::segment::ExecutionSegment;
@@ -17,16 +19,35 @@ pub struct TestPlan {
 }
 
 impl TestPlan {
-    /// Plans each scenario (as returned by `stampede_crds::validate::effective_scenarios`) for
-    /// `segment`.
-    pub fn new(scenarios: &BTreeMap<String, Scenario>, segment: &ExecutionSegment) -> TestPlan {
+    /// Plans every scenario of a compiled test for `segment`.
+    pub fn for_test(test: &Test, segment: &ExecutionSegment) -> TestPlan {
+        TestPlan::for_scenarios(&test.scenarios, segment)
+    }
+
+    /// Plans each scenario for `segment`.
+    pub fn for_scenarios(scenarios: &[Scenario], segment: &ExecutionSegment) -> TestPlan {
         TestPlan {
             segment: segment.clone(),
             scenarios: scenarios
                 .iter()
-                .map(|(name, scenario)| (name.clone(), ScenarioPlan::new(scenario, segment)))
+                .map(|scenario| (scenario.name.clone(), ScenarioPlan::new(scenario, segment)))
                 .collect(),
         }
+    }
+
+    /// Transitional, for callers that still hold manifest scenarios (the operator, until it
+    /// plans from `stampede_crds::model::compile`): plans the scenarios of
+    /// `stampede_crds::validate::effective_scenarios` of a *validated* spec. A scenario that
+    /// does not compile — which validation rules out — is left out of the plan.
+    pub fn new(
+        scenarios: &BTreeMap<String, ManifestScenario>,
+        segment: &ExecutionSegment,
+    ) -> TestPlan {
+        let compiled: Vec<Scenario> = scenarios
+            .iter()
+            .filter_map(|(name, manifest)| scenario::build(name, manifest).ok())
+            .collect();
+        TestPlan::for_scenarios(&compiled, segment)
     }
 
     /// The segment the plan is for.
@@ -144,7 +165,7 @@ impl TestPlan {
     ///
     /// Each scenario is striped over the runners on its own, so one runner's share of the peak
     /// can exceed `peak / runners` by up to one VU per scenario running at that moment;
-    /// `TestPlan::new(scenarios, &ExecutionSegment::of(i, n)?).peak_vus()` gives the exact
+    /// `TestPlan::for_test(test, &ExecutionSegment::of(i, n)?).peak_vus()` gives the exact
     /// figure for runner `i`.
     pub fn runners_needed(&self, max_vus_per_runner: u64) -> u64 {
         self.peak_vus().div_ceil(max_vus_per_runner.max(1)).max(1)
@@ -156,12 +177,20 @@ mod tests {
     use super::*;
     use stampede_crds::{Executor, Stage};
 
+    /// Compiles manifest scenarios into the model, as a run does.
+    fn compiled(scenarios: &BTreeMap<String, ManifestScenario>) -> Vec<Scenario> {
+        scenarios
+            .iter()
+            .map(|(name, manifest)| scenario::build(name, manifest).expect("compiles"))
+            .collect()
+    }
+
     fn secs(s: u64) -> Duration {
         Duration::from_secs(s)
     }
 
-    fn constant_vus(vus: i64, duration: &str, start: &str) -> Scenario {
-        let mut scenario = Scenario::new(Executor::ConstantVus);
+    fn constant_vus(vus: i64, duration: &str, start: &str) -> ManifestScenario {
+        let mut scenario = ManifestScenario::new(Executor::ConstantVus);
         scenario.vus = Some(vus);
         scenario.duration = Some(duration.into());
         scenario.start_time = Some(start.into());
@@ -175,7 +204,7 @@ mod tests {
             ("a".to_string(), constant_vus(10, "10s", "0s")),
             ("b".to_string(), constant_vus(20, "10s", "10s")),
         ]);
-        let plan = TestPlan::new(&scenarios, &ExecutionSegment::full());
+        let plan = TestPlan::for_scenarios(&compiled(&scenarios), &ExecutionSegment::full());
         assert_eq!(plan.peak_vus(), 20);
         assert_eq!(plan.total_duration(), secs(20));
         assert_eq!(plan.regular_duration(), secs(20));
@@ -189,13 +218,13 @@ mod tests {
 
     #[test]
     fn overlapping_scenarios_add_up_with_arrival_max_vus() {
-        let mut arrival = Scenario::new(Executor::ConstantArrivalRate);
+        let mut arrival = ManifestScenario::new(Executor::ConstantArrivalRate);
         arrival.rate = Some(100);
         arrival.duration = Some("30s".into());
         arrival.pre_allocated_vus = Some(50);
         arrival.max_vus = Some(200);
         arrival.start_time = Some("20s".into());
-        let mut ramp = Scenario::new(Executor::RampingVus);
+        let mut ramp = ManifestScenario::new(Executor::RampingVus);
         ramp.start_vus = Some(0);
         ramp.stages = vec![
             Stage {
@@ -209,7 +238,7 @@ mod tests {
         ];
         let scenarios =
             BTreeMap::from([("arrival".to_string(), arrival), ("ramp".to_string(), ramp)]);
-        let plan = TestPlan::new(&scenarios, &ExecutionSegment::full());
+        let plan = TestPlan::for_scenarios(&compiled(&scenarios), &ExecutionSegment::full());
         // The ramp holds its 100 VUs for gracefulRampDown (30s) after they start leaving at
         // 20.2s, while the arrival scenario may use up to 200 from 20s on.
         assert_eq!(plan.peak_vus(), 300);
@@ -221,7 +250,10 @@ mod tests {
         assert_eq!(plan.regular_duration(), secs(50));
 
         let per_runner: Vec<u64> = (0..3)
-            .map(|i| TestPlan::new(&scenarios, &ExecutionSegment::of(i, 3).unwrap()).peak_vus())
+            .map(|i| {
+                TestPlan::for_scenarios(&compiled(&scenarios), &ExecutionSegment::of(i, 3).unwrap())
+                    .peak_vus()
+            })
             .collect();
         assert_eq!(per_runner.iter().sum::<u64>(), 300);
     }
@@ -232,13 +264,26 @@ mod tests {
             ("small".to_string(), constant_vus(1, "1m", "0s")),
             ("big".to_string(), constant_vus(4, "10s", "0s")),
         ]);
-        let plan = TestPlan::new(&scenarios, &ExecutionSegment::of(3, 4).unwrap());
+        let plan =
+            TestPlan::for_scenarios(&compiled(&scenarios), &ExecutionSegment::of(3, 4).unwrap());
         assert!(!plan.scenario("small").unwrap().has_work());
         assert_eq!(plan.total_duration(), secs(10));
         assert_eq!(plan.peak_vus(), 1);
-        let empty = TestPlan::new(&BTreeMap::new(), &ExecutionSegment::full());
+        let empty = TestPlan::for_scenarios(&[], &ExecutionSegment::full());
         assert_eq!(empty.peak_vus(), 0);
         assert_eq!(empty.total_duration(), Duration::ZERO);
         assert_eq!(empty.runners_needed(10), 1);
+    }
+
+    #[test]
+    fn the_transitional_entry_plans_manifest_scenarios() {
+        let scenarios = BTreeMap::from([("a".to_string(), constant_vus(10, "10s", "5s"))]);
+        let plan = TestPlan::new(&scenarios, &ExecutionSegment::full());
+        assert_eq!(
+            plan.scenario("a").map(ScenarioPlan::start_time),
+            Some(secs(5))
+        );
+        assert_eq!(plan.total_duration(), secs(15));
+        assert_eq!(plan.peak_vus(), 10);
     }
 }

@@ -2,6 +2,7 @@
 //! with every metric's values, checks, steps, thresholds, the time series and the verdict.
 
 use serde_json::{Map, Value as Json, json};
+use stampede_crds::model::summary::TrendStat;
 
 use super::Summary;
 use super::format::is_time_key;
@@ -14,17 +15,14 @@ pub const SUMMARY_SCHEMA: &str = include_str!("../../summary.schema.json");
 fn trend_values(trend: &crate::metrics::snapshot::Trend, stats: &[String]) -> Map<String, Json> {
     let mut values = Map::new();
     for stat in stats.iter().map(String::as_str).chain(["count", "p(99)"]) {
-        let value = match stat {
-            "avg" => trend.avg(),
-            "min" => trend.min_or_zero(),
-            "med" => trend.percentile(50.0),
-            "max" => trend.max_or_zero(),
-            "count" => trend.count() as f64,
-            other => other
-                .strip_prefix("p(")
-                .and_then(|r| r.strip_suffix(')'))
-                .and_then(|n| n.parse::<f64>().ok())
-                .map_or(0.0, |p| trend.percentile(p)),
+        let value = match TrendStat::parse(stat) {
+            Ok(TrendStat::Avg) => trend.avg(),
+            Ok(TrendStat::Min) => trend.min_or_zero(),
+            Ok(TrendStat::Med) => trend.percentile(50.0),
+            Ok(TrendStat::Max) => trend.max_or_zero(),
+            Ok(TrendStat::Count) => trend.count() as f64,
+            Ok(TrendStat::Percentile(p)) => trend.percentile(p),
+            Err(_) => 0.0,
         };
         values.insert(stat.to_string(), json!(value));
     }

@@ -17,7 +17,7 @@ pub use json::{SUMMARY_SCHEMA, export_json};
 pub use text::write_text;
 
 /// k6's default `summaryTrendStats`.
-pub const DEFAULT_TREND_STATS: [&str; 6] = ["avg", "min", "med", "max", "p(90)", "p(95)"];
+pub use stampede_crds::model::summary::DEFAULT_TREND_STATS;
 
 /// One second of the time series.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

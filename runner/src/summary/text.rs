@@ -4,6 +4,7 @@
 use std::io::{self, Write};
 
 use stampede_crds::metrics::MetricType;
+use stampede_crds::model::summary::TrendStat;
 
 use super::Summary;
 use super::format::{format_bytes, format_ms, format_number, is_time_key};
@@ -199,20 +200,15 @@ fn trend_line(key: &str, trend: &Trend, stats: &[String]) -> String {
     stats
         .iter()
         .map(|stat| {
-            let value = match stat.as_str() {
-                "avg" => show(trend.avg()),
-                "min" => show(trend.min_or_zero()),
-                "med" => show(trend.percentile(50.0)),
-                "max" => show(trend.max_or_zero()),
-                "count" => trend.count().to_string(),
-                other => {
-                    let p = other
-                        .strip_prefix("p(")
-                        .and_then(|r| r.strip_suffix(')'))
-                        .and_then(|n| n.parse::<f64>().ok())
-                        .unwrap_or(0.0);
-                    show(trend.percentile(p))
-                }
+            // Labels come from a compiled test; an unknown one (in a summary read from
+            // elsewhere) shows p(0).
+            let value = match TrendStat::parse(stat).unwrap_or(TrendStat::Percentile(0.0)) {
+                TrendStat::Avg => show(trend.avg()),
+                TrendStat::Min => show(trend.min_or_zero()),
+                TrendStat::Med => show(trend.percentile(50.0)),
+                TrendStat::Max => show(trend.max_or_zero()),
+                TrendStat::Count => trend.count().to_string(),
+                TrendStat::Percentile(p) => show(trend.percentile(p)),
             };
             format!("{stat}={value}")
         })
