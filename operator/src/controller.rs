@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PropagationPolicy};
 use kube::runtime::controller::{Action, Controller};
@@ -19,23 +18,23 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
 use stampede_crds::LoadTest;
 use stampede_crds::spec::CleanupPolicy;
 use stampede_crds::status::{LoadTestStatus, Phase};
 use stampede_runner::report::{REPORT_KEY, RunnerReport};
-use stampede_runner::summary::{Summary, export_json, write_text};
+use stampede_runner::summary::Summary;
 
 use crate::advance::{self, Notice, Observation};
-use crate::desired::{self, LOADTEST_LABEL, RUN_LABEL, Run};
+use crate::desired::{self, Owned, Run};
 use crate::faults::run_faults;
+use crate::labels::{self, Runs};
 use crate::names::Names;
 use crate::plan::{RunPlan, plan};
 use crate::policy::Policy;
 use crate::telemetry::Telemetry;
 
 /// The field manager of everything the operator applies.
-pub const FIELD_MANAGER: &str = "stampede-operator";
+pub const FIELD_MANAGER: &str = labels::OPERATOR;
 
 /// Why a reconcile failed (it is retried).
 #[derive(Debug, thiserror::Error)]
@@ -49,9 +48,6 @@ pub enum ReconcileError {
         #[source]
         source: kube::Error,
     },
-    /// A desired object could not be built.
-    #[error(transparent)]
-    Build(#[from] desired::BuildError),
     /// The object has no namespace or name.
     #[error("the LoadTest has no {0}")]
     Metadata(&'static str),
@@ -62,7 +58,6 @@ impl ReconcileError {
     pub fn kind(&self) -> &'static str {
         match self {
             ReconcileError::Api { .. } => "api",
-            ReconcileError::Build(_) => "build",
             ReconcileError::Metadata(_) => "metadata",
         }
     }
@@ -135,8 +130,7 @@ pub async fn run(
             ),
             None => (Api::all(client.clone()), Api::all(client)),
         };
-        let owned =
-            watcher::Config::default().labels("app.kubernetes.io/managed-by=stampede-operator");
+        let owned = watcher::Config::default().labels(&labels::managed_selector());
         let controller = Controller::new(tests, watcher::Config::default()).owns(jobs, owned);
         stores.push(controller.store());
         let telemetry = context.telemetry.clone();
@@ -448,12 +442,19 @@ impl Io {
     }
 
     async fn write_status(&self, status: &LoadTestStatus) -> Result<(), ReconcileError> {
+        #[derive(Debug, Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct StatusPatch<'a> {
+            api_version: &'a str,
+            kind: &'a str,
+            status: &'a LoadTestStatus,
+        }
         let tests: Api<LoadTest> = self.api();
-        let patch = json!({
-            "apiVersion": "stampede.dev/v1alpha1",
-            "kind": "LoadTest",
-            "status": status,
-        });
+        let patch = StatusPatch {
+            api_version: &LoadTest::api_version(&()),
+            kind: &LoadTest::kind(&()),
+            status,
+        };
         tests
             .patch_status(
                 &self.name,
@@ -505,32 +506,20 @@ impl Io {
         run: i64,
     ) -> Result<(), ReconcileError> {
         let run = Run { test, plan, run };
-        for config_map in desired::report_config_maps(run)? {
-            self.apply(&config_map).await?;
+        for object in desired::run_objects(run).into_owned(true) {
+            match object {
+                Owned::ConfigMap(o) => self.apply(&o).await?,
+                Owned::ServiceAccount(o) => self.apply(&o).await?,
+                Owned::Role(o) => self.apply(&o).await?,
+                Owned::RoleBinding(o) => self.apply(&o).await?,
+                Owned::Job(o) => self.apply(&o).await?,
+            }
         }
-        let uses_own_account = test
-            .spec
-            .runners
-            .as_ref()
-            .and_then(|r| r.service_account_name.as_deref())
-            .is_none_or(str::is_empty);
-        if uses_own_account {
-            self.apply::<ServiceAccount>(&desired::service_account(run)?)
-                .await?;
-        }
-        self.apply::<Role>(&desired::role(run)?).await?;
-        self.apply::<RoleBinding>(&desired::role_binding(run)?)
-            .await?;
-        self.apply::<Job>(&desired::job(run)?).await?;
         Ok(())
     }
 
     fn selector(&self, run: Option<i64>) -> String {
-        let loadtest = crate::names::label_value(&self.name);
-        match run {
-            Some(run) => format!("{LOADTEST_LABEL}={loadtest},{RUN_LABEL}={run}"),
-            None => format!("{LOADTEST_LABEL}={loadtest}"),
-        }
+        labels::runs_selector(&self.name, run.map_or(Runs::All, Runs::Only))
     }
 
     async fn reports(
@@ -606,38 +595,9 @@ impl Io {
         Ok(())
     }
 
-    /// The full merged result: the summary (mergeable JSON with histograms and the series),
-    /// the k6-style export, and the text summary.
+    /// The full merged result, kept until the LoadTest goes.
     async fn write_result(&self, test: &LoadTest, summary: &Summary) -> Result<(), ReconcileError> {
-        let mut text = Vec::new();
-        let _ = write_text(summary, false, &mut text);
-        let data = BTreeMap::from([
-            (
-                "result.json".to_string(),
-                serde_json::to_string(summary).unwrap_or_default(),
-            ),
-            (
-                "summary-export.json".to_string(),
-                serde_json::to_string_pretty(&export_json(summary)).unwrap_or_default(),
-            ),
-            (
-                "summary.txt".to_string(),
-                String::from_utf8_lossy(&text).into_owned(),
-            ),
-        ]);
-        let config_map: ConfigMap = serde_json::from_value(json!({
-            "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {
-                "name": Names::new(&self.name).result(),
-                "namespace": self.namespace,
-                "labels": {"app.kubernetes.io/name": "stampede", "app.kubernetes.io/component": "result",
-                           "app.kubernetes.io/managed-by": "stampede-operator"},
-                "ownerReferences": [desired::owner_reference(test)],
-            },
-            "data": data,
-        }))
-        .map_err(|source| desired::BuildError::new("ConfigMap", source))?;
-        self.apply(&config_map).await
+        self.apply(&desired::result_config_map(test, summary)).await
     }
 }
 
