@@ -18,7 +18,7 @@ use stampede_runner::thresholds::Thresholds;
 use crate::faults::{RunnerFault, Severity};
 use crate::names::Names;
 use crate::plan::RunPlan;
-use crate::status::{self, reason};
+use crate::status::{self, ConditionStatus, reason};
 
 /// How far ahead of "all Ready" the start is set, so every runner sees it before it comes.
 pub const START_DELAY: Duration = Duration::from_secs(3);
@@ -124,7 +124,8 @@ pub fn invalid(
 
 /// The status of a new run of the current spec: run + 1, Provisioning, its plan recorded, fresh
 /// conditions (their transition time is the run's start, which the start deadline counts
-/// from).
+/// from). `Passed` is `Unknown` until there is a verdict, so a gate waiting on `Passed=False`
+/// does not fire while the run goes.
 pub fn new_run(
     test: &LoadTest,
     previous: &LoadTestStatus,
@@ -147,12 +148,12 @@ pub fn new_run(
         generation,
         &now,
     );
-    status::set_condition(
+    status::set_condition_to(
         &mut conditions,
         CONDITION_PASSED,
-        false,
+        ConditionStatus::Unknown,
         reason::PROVISIONING,
-        "the run has not finished",
+        NO_VERDICT_YET,
         generation,
         &now,
     );
@@ -171,6 +172,9 @@ pub fn new_run(
         ..LoadTestStatus::default()
     }
 }
+
+/// The `Passed` message while the run goes.
+const NO_VERDICT_YET: &str = "the run has not finished";
 
 fn run_started(status: &LoadTestStatus) -> Option<Timestamp> {
     status
@@ -280,6 +284,15 @@ pub fn advance(run: &ActiveRun<'_>, current: &LoadTestStatus, observation: &Obse
                     false,
                     reason::RUNNING,
                     "the run is going",
+                    test.metadata.generation,
+                    &now,
+                );
+                status::set_condition_to(
+                    &mut status.conditions,
+                    CONDITION_PASSED,
+                    ConditionStatus::Unknown,
+                    reason::RUNNING,
+                    NO_VERDICT_YET,
                     test.metadata.generation,
                     &now,
                 );
@@ -510,10 +523,11 @@ fn finish(
     if has_data {
         status.summary = Some(status::summary_status(&merged));
         status.steps = status::step_statuses(&merged);
+        // Once the run is over, the RPS column shows the run's average, not its last window.
         status.progress = Some(status::progress(
             &merged,
             0,
-            status::recent_rps(&merged.series),
+            status::average_rps(&merged),
             run.plan.planned.as_secs_f64(),
         ));
         status.thresholds = status::threshold_statuses(&merged.thresholds);
@@ -724,11 +738,12 @@ mod tests {
             Some("starting 3 runner(s) for 3 VUs at peak")
         );
         assert_eq!(status.conditions.len(), 2);
-        for kind in [CONDITION_COMPLETE, CONDITION_PASSED] {
+        // No verdict yet: Passed is Unknown (API conventions), not False, while the run goes.
+        for (kind, expected) in [(CONDITION_COMPLETE, "False"), (CONDITION_PASSED, "Unknown")] {
             let c = condition(&status, kind);
             assert_eq!(
                 (c.status.as_str(), c.reason.as_str()),
-                ("False", "Provisioning")
+                (expected, "Provisioning")
             );
             assert_eq!(c.last_transition_time, Time(at(T0)), "{kind}");
             assert_eq!(c.observed_generation, Some(3));

@@ -198,6 +198,12 @@ fn a_new_spec_is_planned_once_and_the_plan_recorded() {
         plan.planned_seconds, 60.0,
         "30 s + the default 30 s graceful stop"
     );
+    // No verdict yet: Passed is Unknown, so a gate waiting on Passed=False does not fire.
+    let passed = condition(status, CONDITION_PASSED);
+    assert_eq!(
+        (passed.status.as_str(), passed.reason.as_str()),
+        ("Unknown", "Provisioning")
+    );
     assert_eq!(condition(status, CONDITION_COMPLETE).status, "False");
     // Every object of the run, built from that plan.
     assert_eq!(
@@ -417,6 +423,7 @@ fn caps_lowered_after_a_restart_the_running_test_finishes_with_its_recorded_plan
     assert_eq!(written.phase, Some(Phase::Running), "{:?}", written.message);
     assert_eq!(written.plan, status.plan);
     assert_eq!(written.progress.as_ref().map(|p| p.http_reqs), Some(360));
+    assert_eq!(condition(&written, CONDITION_PASSED).status, "Unknown");
     assert!(decision.apply.is_empty() && decision.delete.is_empty());
 
     let decision = decide(&test, &written, &finished_reports(T0 + 50), &lowered);
@@ -425,6 +432,9 @@ fn caps_lowered_after_a_restart_the_running_test_finishes_with_its_recorded_plan
     assert_eq!(done.runners.as_ref().map(|r| r.succeeded), Some(3));
     assert_eq!(done.summary.as_ref().map(|s| s.http_reqs), Some(360));
     assert_eq!(condition(done, CONDITION_PASSED).status, "True");
+    // The RPS column shows the run's average once it is over, not the last window's rate.
+    let progress = done.progress.as_ref().unwrap();
+    assert_eq!(progress.rps, 12.0, "360 requests in 30 s");
     assert_eq!(config_maps(&decision), ["checkout-result"]);
     assert_eq!(decision.delete, [Deletion::RunObjects { keep: None }]);
     assert_eq!(
