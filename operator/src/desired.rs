@@ -105,8 +105,8 @@ pub enum Owned {
     Role(Role),
     /// The runners' Role binding.
     RoleBinding(RoleBinding),
-    /// The runner Job.
-    Job(Job),
+    /// The runner Job (boxed: it is by far the largest).
+    Job(Box<Job>),
 }
 
 /// Everything one run owns while it runs.
@@ -133,7 +133,7 @@ impl RunObjects {
         owned.push(Owned::Role(self.role));
         owned.push(Owned::RoleBinding(self.role_binding));
         if with_job {
-            owned.push(Owned::Job(self.job));
+            owned.push(Owned::Job(Box::new(self.job)));
         }
         owned
     }

@@ -111,7 +111,7 @@ impl Io {
                 Owned::ServiceAccount(o) => self.apply(o).await?,
                 Owned::Role(o) => self.apply(o).await?,
                 Owned::RoleBinding(o) => self.apply(o).await?,
-                Owned::Job(o) => self.apply(o).await?,
+                Owned::Job(o) => self.apply(o.as_ref()).await?,
             }
         }
         for notice in &decision.events {

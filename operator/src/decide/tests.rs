@@ -122,7 +122,7 @@ fn jobs(decision: &Decision) -> Vec<&Job> {
         .apply
         .iter()
         .filter_map(|object| match object {
-            Owned::Job(job) => Some(job),
+            Owned::Job(job) => Some(job.as_ref()),
             _ => None,
         })
         .collect()
