@@ -145,13 +145,14 @@ pub struct Progress {
     /// Seconds since the start.
     #[serde(default)]
     pub elapsed_seconds: f64,
-    /// Planned length of the test in seconds (without graceful stops).
+    /// Planned length of the test in seconds, graceful stops included.
     #[serde(default)]
     pub total_seconds: f64,
     /// Active VUs across all runners.
     #[serde(default)]
     pub vus: i64,
-    /// Requests per second over the last interval.
+    /// Requests per second: over the last interval while the run goes, the run's average
+    /// (requests / run duration) once it is over.
     #[serde(default)]
     pub rps: f64,
     /// Requests so far.
