@@ -3,6 +3,7 @@
 //! The operator is its only writer. It stays small (no histograms, no per-runner data) because
 //! every runner and every `kubectl get -w` watches the LoadTest.
 
+use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -59,6 +60,10 @@ pub struct LoadTestStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// How the current run was planned when it started. Later reconciles (and a restarted or
+    /// upgraded operator) read it and never plan a started run again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<RunPlanStatus>,
     /// Runner pod counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runners: Option<RunnerCounts>,
@@ -91,6 +96,28 @@ pub struct LoadTestStatus {
     pub message: Option<String>,
 }
 
+/// The plan of one run, decided once when the run started: what its runner Job is built from.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunPlanStatus {
+    /// Runner count N.
+    pub runners: i64,
+    /// Most VUs the whole test holds at once.
+    #[serde(default, rename = "peakVUs")]
+    pub peak_vus: i64,
+    /// Runner i's execution segment `i/N:(i+1)/N`, by index.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<String>,
+    /// The runner image.
+    pub image: String,
+    /// The runner container's resources (the spec's, else the operator's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Planned length of the test in seconds, graceful stops included.
+    #[serde(default)]
+    pub planned_seconds: f64,
+}
+
 /// Runner pod counts of the current run.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -118,13 +145,14 @@ pub struct Progress {
     /// Seconds since the start.
     #[serde(default)]
     pub elapsed_seconds: f64,
-    /// Planned length of the test in seconds (without graceful stops).
+    /// Planned length of the test in seconds, graceful stops included.
     #[serde(default)]
     pub total_seconds: f64,
     /// Active VUs across all runners.
     #[serde(default)]
     pub vus: i64,
-    /// Requests per second over the last interval.
+    /// Requests per second: over the last interval while the run goes, the run's average
+    /// (requests / run duration) once it is over.
     #[serde(default)]
     pub rps: f64,
     /// Requests so far.

@@ -1,6 +1,7 @@
-//! The run's state machine, pure: from the current status, the runners' reports, their faults
-//! and the time, the next status — start barrier, live progress and fleet-wide abortOnFail,
-//! the final verdict, and the Errored endings with their reasons and deadlines.
+//! The run's state machine, pure: from the run's recorded plan, the current status, the
+//! runners' reports, their faults and the time, the next status — start barrier, live progress
+//! and fleet-wide abortOnFail, the final verdict, and the Errored endings with their reasons
+//! and deadlines. It is the active-run arm of [`crate::decide`].
 
 use std::time::Duration;
 
@@ -10,22 +11,31 @@ use stampede_crds::LoadTest;
 use stampede_crds::status::{
     CONDITION_COMPLETE, CONDITION_PASSED, LoadTestStatus, Phase, ResultRef, RunnerCounts,
 };
-use stampede_crds::validate::effective_scenarios;
-use stampede_runner::metrics::Registry;
 use stampede_runner::report::{RunnerReport, RunnerState, merge_reports};
-use stampede_runner::schedule::{ExecutionSegment, TestPlan};
 use stampede_runner::summary::Summary;
 use stampede_runner::thresholds::Thresholds;
 
 use crate::faults::{RunnerFault, Severity};
 use crate::names::Names;
 use crate::plan::RunPlan;
-use crate::status::{self, reason};
+use crate::status::{self, ConditionStatus, reason};
 
 /// How far ahead of "all Ready" the start is set, so every runner sees it before it comes.
 pub const START_DELAY: Duration = Duration::from_secs(3);
 /// How long after the planned end (graceful stops included) runners may take to report.
 pub const END_GRACE: Duration = Duration::from_secs(60);
+
+/// A started run as the state machine reads it: the LoadTest, the plan recorded when the run
+/// started, and the thresholds.
+#[derive(Debug, Clone, Copy)]
+pub struct ActiveRun<'a> {
+    /// The LoadTest.
+    pub test: &'a LoadTest,
+    /// The run's recorded plan.
+    pub plan: &'a RunPlan,
+    /// The test's thresholds.
+    pub thresholds: &'a Thresholds,
+}
 
 /// What the operator sees of a run now.
 #[derive(Debug, Clone)]
@@ -73,11 +83,6 @@ fn since(now: Timestamp, then: Timestamp) -> Duration {
     Duration::try_from(now.duration_since(then)).unwrap_or(Duration::ZERO)
 }
 
-/// The planned length of the test, graceful stops included.
-pub fn planned_total(test: &LoadTest) -> Duration {
-    TestPlan::new(&effective_scenarios(&test.spec), &ExecutionSegment::full()).total_duration()
-}
-
 /// The status of a spec that cannot run: phase Invalid, both conditions with reason Invalid so
 /// a pipeline waiting on `Complete` fails fast, and the problems as the message.
 pub fn invalid(
@@ -117,8 +122,10 @@ pub fn invalid(
     }
 }
 
-/// The status of a new run of the current spec: run + 1, Provisioning, fresh conditions (their
-/// transition time is the run's start, which the start deadline counts from).
+/// The status of a new run of the current spec: run + 1, Provisioning, its plan recorded, fresh
+/// conditions (their transition time is the run's start, which the start deadline counts
+/// from). `Passed` is `Unknown` until there is a verdict, so a gate waiting on `Passed=False`
+/// does not fire while the run goes.
 pub fn new_run(
     test: &LoadTest,
     previous: &LoadTestStatus,
@@ -141,28 +148,33 @@ pub fn new_run(
         generation,
         &now,
     );
-    status::set_condition(
+    status::set_condition_to(
         &mut conditions,
         CONDITION_PASSED,
-        false,
+        ConditionStatus::Unknown,
         reason::PROVISIONING,
-        "the run has not finished",
+        NO_VERDICT_YET,
         generation,
         &now,
     );
+    let record = plan.record();
     LoadTestStatus {
         phase: Some(Phase::Provisioning),
         run: Some(previous.run.unwrap_or(0) + 1),
         observed_generation: generation,
         runners: Some(RunnerCounts {
-            desired: plan.runners as i64,
+            desired: record.runners,
             ..RunnerCounts::default()
         }),
+        plan: Some(record),
         message: Some(message),
         conditions,
         ..LoadTestStatus::default()
     }
 }
+
+/// The `Passed` message while the run goes.
+const NO_VERDICT_YET: &str = "the run has not finished";
 
 fn run_started(status: &LoadTestStatus) -> Option<Timestamp> {
     status
@@ -203,9 +215,10 @@ fn counts(desired: usize, observation: &Observation) -> RunnerCounts {
 }
 
 /// Advances an active run (Provisioning, Running, Aborting) by one observation.
-pub fn advance(test: &LoadTest, current: &LoadTestStatus, observation: &Observation) -> Step {
+pub fn advance(run: &ActiveRun<'_>, current: &LoadTestStatus, observation: &Observation) -> Step {
+    let test = run.test;
     let phase = current.phase.unwrap_or_default();
-    let desired = current.runners.as_ref().map_or(0, |r| r.desired).max(0) as usize;
+    let desired = usize::try_from(run.plan.runners).unwrap_or(usize::MAX);
     let mut status = current.clone();
     status.runners = Some(counts(desired, observation));
     let reports: Vec<&RunnerReport> = observation.reports.iter().flatten().collect();
@@ -245,7 +258,7 @@ pub fn advance(test: &LoadTest, current: &LoadTestStatus, observation: &Observat
         .map(|f| f.message.clone());
     if let Some(message) = failed_report.or(fatal).or(stopped_early) {
         return finish(
-            test,
+            run,
             status,
             &reports,
             Ending::Errored(message),
@@ -271,6 +284,15 @@ pub fn advance(test: &LoadTest, current: &LoadTestStatus, observation: &Observat
                     false,
                     reason::RUNNING,
                     "the run is going",
+                    test.metadata.generation,
+                    &now,
+                );
+                status::set_condition_to(
+                    &mut status.conditions,
+                    CONDITION_PASSED,
+                    ConditionStatus::Unknown,
+                    reason::RUNNING,
+                    NO_VERDICT_YET,
                     test.metadata.generation,
                     &now,
                 );
@@ -300,7 +322,7 @@ pub fn advance(test: &LoadTest, current: &LoadTestStatus, observation: &Observat
                     message.push_str(&format!(": {}", stuck.message));
                 }
                 return finish(
-                    test,
+                    run,
                     status,
                     &reports,
                     Ending::Errored(message),
@@ -323,10 +345,10 @@ pub fn advance(test: &LoadTest, current: &LoadTestStatus, observation: &Observat
                 } else {
                     Ending::Completed
                 };
-                return finish(test, status, &reports, ending, observation.now);
+                return finish(run, status, &reports, ending, observation.now);
             }
             let start = current.start_time.as_ref().map_or(observation.now, |t| t.0);
-            let deadline = planned_total(test) + END_GRACE;
+            let deadline = run.plan.planned + END_GRACE;
             if since(observation.now, start) > deadline {
                 let late: Vec<String> = (0..desired)
                     .filter(|i| {
@@ -345,7 +367,7 @@ pub fn advance(test: &LoadTest, current: &LoadTestStatus, observation: &Observat
                     END_GRACE.as_secs()
                 );
                 return finish(
-                    test,
+                    run,
                     status,
                     &reports,
                     Ending::Errored(message),
@@ -366,11 +388,11 @@ pub fn advance(test: &LoadTest, current: &LoadTestStatus, observation: &Observat
                 &merged,
                 vus,
                 rps,
-                planned_total(test).as_secs_f64(),
+                run.plan.planned.as_secs_f64(),
             ));
             let mut notice = None;
             if phase == Phase::Running {
-                let thresholds = compile_thresholds(test);
+                let thresholds = run.thresholds;
                 let results = thresholds.evaluate(&merged.metrics, merged.seconds(), false);
                 let elapsed = Duration::from_secs_f64(merged.seconds().max(0.0));
                 if let Some(failed) = thresholds.abort_reason(&results, elapsed) {
@@ -407,12 +429,6 @@ pub fn advance(test: &LoadTest, current: &LoadTestStatus, observation: &Observat
     }
 }
 
-/// The thresholds of a spec, compiled against a fresh registry (series keys are canonical, so
-/// they match the runners').
-pub fn compile_thresholds(test: &LoadTest) -> Thresholds {
-    Thresholds::compile(&test.spec, &mut Registry::new())
-}
-
 /// How a run ends.
 #[derive(Debug, Clone)]
 enum Ending {
@@ -425,16 +441,18 @@ enum Ending {
 }
 
 fn finish(
-    test: &LoadTest,
+    run: &ActiveRun<'_>,
     mut status: LoadTestStatus,
     reports: &[&RunnerReport],
     ending: Ending,
     now: Timestamp,
 ) -> Step {
+    let test = run.test;
     let name = test.metadata.name.clone().unwrap_or_default();
     let mut merged = merge_reports(&name, test.spec.summary_trend_stats.as_deref(), reports);
-    let thresholds = compile_thresholds(test);
-    merged.thresholds = thresholds.evaluate(&merged.metrics, merged.seconds(), true);
+    merged.thresholds = run
+        .thresholds
+        .evaluate(&merged.metrics, merged.seconds(), true);
     let failed_message = status::failed_thresholds_message(&merged.thresholds);
     let generation = test.metadata.generation;
     let now_time = time(now);
@@ -505,11 +523,12 @@ fn finish(
     if has_data {
         status.summary = Some(status::summary_status(&merged));
         status.steps = status::step_statuses(&merged);
+        // Once the run is over, the RPS column shows the run's average, not its last window.
         status.progress = Some(status::progress(
             &merged,
             0,
-            status::recent_rps(&merged.series),
-            planned_total(test).as_secs_f64(),
+            status::average_rps(&merged),
+            run.plan.planned.as_secs_f64(),
         ));
         status.thresholds = status::threshold_statuses(&merged.thresholds);
     } else {
@@ -537,12 +556,13 @@ mod tests {
     //! Unit tests of the run's state machine: each phase's transitions, deadlines and verdicts.
 
     use super::*;
+    use crate::compiled::compile_started;
     use crate::plan::plan;
     use crate::policy::Policy;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
     use serde_json::json;
     use stampede_runner::metrics::snapshot::Trend;
-    use stampede_runner::metrics::{Snapshot, Value};
+    use stampede_runner::metrics::{Registry, Snapshot, Value};
 
     /// A whole second, so `metav1.Time` round trips are exact.
     const T0: i64 = 1_700_000_000;
@@ -643,6 +663,23 @@ mod tests {
         }
     }
 
+    /// The state machine as the decide arm drives it: with the plan `status` recorded and the
+    /// test's compiled thresholds.
+    fn advance(test: &LoadTest, status: &LoadTestStatus, observation: &Observation) -> Step {
+        let plan = RunPlan::from_record(status.plan.as_ref().expect("a recorded plan")).unwrap();
+        let compiled = compile_started(test);
+        let run = ActiveRun {
+            test,
+            plan: &plan,
+            thresholds: &compiled.thresholds,
+        };
+        super::advance(&run, status, observation)
+    }
+
+    fn planned_total(test: &LoadTest) -> Duration {
+        compile_started(test).planned()
+    }
+
     fn observe(now: Timestamp, reports: Vec<Option<RunnerReport>>) -> Observation {
         Observation {
             now,
@@ -701,11 +738,12 @@ mod tests {
             Some("starting 3 runner(s) for 3 VUs at peak")
         );
         assert_eq!(status.conditions.len(), 2);
-        for kind in [CONDITION_COMPLETE, CONDITION_PASSED] {
+        // No verdict yet: Passed is Unknown (API conventions), not False, while the run goes.
+        for (kind, expected) in [(CONDITION_COMPLETE, "False"), (CONDITION_PASSED, "Unknown")] {
             let c = condition(&status, kind);
             assert_eq!(
                 (c.status.as_str(), c.reason.as_str()),
-                ("False", "Provisioning")
+                (expected, "Provisioning")
             );
             assert_eq!(c.last_transition_time, Time(at(T0)), "{kind}");
             assert_eq!(c.observed_generation, Some(3));

@@ -1,7 +1,6 @@
-//! The reconciler: the I/O edge around the pure planning, desired-state and state-machine
-//! functions. It reads a LoadTest, its reports, its Job and pods; applies the run's objects
-//! with server-side apply; writes the status (server-side apply on the status subresource),
-//! Events and the result ConfigMap; and cleans up.
+//! The controller: one watch of LoadTests (and of the Jobs they own) per namespace, and the
+//! reconcile of one LoadTest — observe ([`crate::io`]), decide ([`crate::decide`], pure),
+//! execute ([`crate::io`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,33 +8,22 @@ use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PropagationPolicy};
+use kube::Client;
+use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
-use kube::{Client, Resource, ResourceExt};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use serde_json::json;
 use stampede_crds::LoadTest;
-use stampede_crds::spec::CleanupPolicy;
-use stampede_crds::status::{LoadTestStatus, Phase};
-use stampede_runner::report::{REPORT_KEY, RunnerReport};
-use stampede_runner::summary::{Summary, export_json, write_text};
+use stampede_crds::status::Phase;
 
-use crate::advance::{self, Notice, Observation};
-use crate::desired::{self, LOADTEST_LABEL, RUN_LABEL, Run};
-use crate::faults::run_faults;
-use crate::names::Names;
-use crate::plan::{RunPlan, plan};
+use crate::decide;
+use crate::io::Io;
+use crate::labels;
 use crate::policy::Policy;
 use crate::telemetry::Telemetry;
 
 /// The field manager of everything the operator applies.
-pub const FIELD_MANAGER: &str = "stampede-operator";
+pub const FIELD_MANAGER: &str = labels::OPERATOR;
 
 /// Why a reconcile failed (it is retried).
 #[derive(Debug, thiserror::Error)]
@@ -49,9 +37,6 @@ pub enum ReconcileError {
         #[source]
         source: kube::Error,
     },
-    /// A desired object could not be built.
-    #[error(transparent)]
-    Build(#[from] desired::BuildError),
     /// The object has no namespace or name.
     #[error("the LoadTest has no {0}")]
     Metadata(&'static str),
@@ -62,13 +47,13 @@ impl ReconcileError {
     pub fn kind(&self) -> &'static str {
         match self {
             ReconcileError::Api { .. } => "api",
-            ReconcileError::Build(_) => "build",
             ReconcileError::Metadata(_) => "metadata",
         }
     }
 }
 
-fn api_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -> ReconcileError {
+/// Wraps an API error with what the operator was doing.
+pub(crate) fn api_error(action: impl Into<String>) -> impl FnOnce(kube::Error) -> ReconcileError {
     let action = action.into();
     move |source| ReconcileError::Api { action, source }
 }
@@ -135,8 +120,7 @@ pub async fn run(
             ),
             None => (Api::all(client.clone()), Api::all(client)),
         };
-        let owned =
-            watcher::Config::default().labels("app.kubernetes.io/managed-by=stampede-operator");
+        let owned = watcher::Config::default().labels(&labels::managed_selector());
         let controller = Controller::new(tests, watcher::Config::default()).owns(jobs, owned);
         stores.push(controller.store());
         let telemetry = context.telemetry.clone();
@@ -214,446 +198,17 @@ pub async fn reconcile(
     result
 }
 
+/// Observe, decide, execute.
 async fn reconcile_inner(cached: &LoadTest, context: &Context) -> Result<Action, ReconcileError> {
-    // A new spec starts a run (and aborts the old one): decide that on the object as the API
-    // has it now, not on a cache that may not show our own last status write yet.
-    let fresh;
-    let test = if needs_new_run(cached) {
-        let tests: Api<LoadTest> = Api::namespaced(
-            context.client.clone(),
-            &cached.namespace().unwrap_or_default(),
-        );
-        match tests
-            .get_opt(&cached.name_any())
-            .await
-            .map_err(api_error("reading the LoadTest"))?
-        {
-            Some(object) => {
-                fresh = object;
-                &fresh
-            }
-            None => return Ok(Action::await_change()),
-        }
-    } else {
-        cached
-    };
-    let namespace = test
-        .namespace()
-        .ok_or(ReconcileError::Metadata("namespace"))?;
-    let name = test
-        .metadata
-        .name
-        .clone()
-        .ok_or(ReconcileError::Metadata("name"))?;
-    if test.metadata.deletion_timestamp.is_some() {
-        // Everything it owns goes with it (owner references); nothing to do.
+    let io = Io::new(context.client.clone(), cached)?;
+    let Some(test) = io.current(cached).await? else {
         return Ok(Action::await_change());
-    }
-    let io = Io {
-        client: context.client.clone(),
-        namespace: namespace.clone(),
-        name: name.clone(),
     };
     let status = test.status.clone().unwrap_or_default();
-    let now = Timestamp::now();
-    let is_new_spec = needs_new_run(test);
-
-    if is_new_spec {
-        if status.run.is_some() {
-            // The spec changed: the old run is aborted (its runners see the new run number and
-            // stop; deleting its Job ends any that do not).
-            io.delete_run_objects(None).await?;
-        }
-        let problems = stampede_crds::validate::validate(test);
-        let planned = if problems.is_empty() {
-            plan(test, &context.policy).map_err(|e| e.to_string())
-        } else {
-            Err(problems
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "))
-        };
-        let plan = match planned {
-            Ok(plan) => plan,
-            Err(message) => {
-                let invalid = advance::invalid(test, &status, &message, now);
-                io.write_status(&invalid).await?;
-                publish(
-                    context,
-                    test,
-                    &Notice {
-                        warning: true,
-                        reason: "Invalid".into(),
-                        note: message,
-                    },
-                )
-                .await;
-                tracing::info!(loadtest = %name, %namespace, "invalid spec");
-                return Ok(Action::await_change());
-            }
-        };
-        let started = advance::new_run(test, &status, &plan, now);
-        io.write_status(&started).await?;
-        let run = started.run.unwrap_or(1);
-        publish(
-            context,
-            test,
-            &Notice {
-                warning: false,
-                reason: "Provisioning".into(),
-                note: format!(
-                    "run {run}: {} runner(s), segments {}",
-                    plan.runners,
-                    plan.segments.join(" ")
-                ),
-            },
-        )
-        .await;
-        tracing::info!(loadtest = %name, %namespace, run, runners = plan.runners, "new run");
-        io.apply_run_objects(test, &plan, run).await?;
-        return Ok(Action::requeue(Duration::from_secs(1)));
-    }
-
-    let phase = status.phase.unwrap_or_default();
-    if phase.is_finished() {
-        return finished(test, &status, &io, now).await;
-    }
-    let run = status.run.unwrap_or(1);
-    let plan = match plan(test, &context.policy) {
-        Ok(plan) => plan,
-        Err(error) => {
-            let invalid = advance::invalid(test, &status, &error.to_string(), now);
-            io.write_status(&invalid).await?;
-            return Ok(Action::await_change());
-        }
-    };
-    if phase == Phase::Provisioning {
-        // Idempotent: a restarted operator completes whatever an earlier one began.
-        io.apply_run_objects(test, &plan, run).await?;
-    }
-    let names = Names::new(&name);
-    let reports = io.reports(&names, run, plan.runners).await?;
-    let job = io.get_opt::<Job>(&names.job(run)).await?;
-    let pods = io.run_pods(run).await?;
-    let observation = Observation {
-        now,
-        reports,
-        faults: run_faults(job.as_ref(), &pods),
-        start_deadline: Duration::from_secs(context.policy.start_deadline_seconds),
-    };
-    let step = advance::advance(test, &status, &observation);
-    if step.status != status {
-        io.write_status(&step.status).await?;
-    }
-    if let Some(notice) = &step.notice {
-        publish(context, test, notice).await;
-    }
-    if let Some(summary) = &step.finished {
-        tracing::info!(loadtest = %name, %namespace, run, phase = ?step.status.phase,
-            message = step.status.message.as_deref().unwrap_or_default(), "run finished");
-        io.write_result(test, summary).await?;
-        cleanup(test, &step.status, &io).await?;
-        return finished(test, &step.status, &io, now).await;
-    }
-    Ok(step
+    let observation = io.observe(decide::watched_run(&test, &status)).await?;
+    let decision = decide::decide(&test, &status, &observation, &context.policy);
+    io.execute(&test, &decision, &context.recorder).await?;
+    Ok(decision
         .requeue
         .map_or_else(Action::await_change, Action::requeue))
-}
-
-/// Whether the LoadTest's spec has no run yet: never reconciled, or edited since.
-fn needs_new_run(test: &LoadTest) -> bool {
-    let status = test.status.as_ref();
-    status.and_then(|s| s.phase).is_none()
-        || status.and_then(|s| s.observed_generation) != test.metadata.generation
-}
-
-/// A finished run: clean-up is done; delete the LoadTest when its TTL is over.
-async fn finished(
-    test: &LoadTest,
-    status: &LoadTestStatus,
-    io: &Io,
-    now: Timestamp,
-) -> Result<Action, ReconcileError> {
-    let (Some(ttl), Some(done)) = (
-        test.spec.ttl_seconds_after_finished,
-        status.completion_time.as_ref(),
-    ) else {
-        return Ok(Action::await_change());
-    };
-    let expires = done.0 + SignedDuration::from_secs(ttl.max(0));
-    if now >= expires {
-        tracing::info!(loadtest = %io.name, namespace = %io.namespace, ttl, "deleting after ttlSecondsAfterFinished");
-        let tests: Api<LoadTest> = Api::namespaced(io.client.clone(), &io.namespace);
-        match tests.delete(&io.name, &DeleteParams::background()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(source) => return Err(api_error("deleting the LoadTest after its TTL")(source)),
-        }
-        return Ok(Action::await_change());
-    }
-    let left = Duration::try_from(expires.duration_since(now)).unwrap_or(Duration::ZERO);
-    Ok(Action::requeue(left + Duration::from_secs(1)))
-}
-
-async fn cleanup(test: &LoadTest, status: &LoadTestStatus, io: &Io) -> Result<(), ReconcileError> {
-    let policy = test.spec.cleanup.unwrap_or_default();
-    let passed = status.phase == Some(Phase::Succeeded);
-    let delete = match policy {
-        CleanupPolicy::Runners => true,
-        CleanupPolicy::OnSuccess => passed,
-        CleanupPolicy::None => false,
-    };
-    if delete {
-        io.delete_run_objects(None).await?;
-    }
-    Ok(())
-}
-
-async fn publish(context: &Context, test: &LoadTest, notice: &Notice) {
-    let event = Event {
-        type_: if notice.warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: notice.reason.clone(),
-        note: Some(notice.note.clone()),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    if let Err(error) = context
-        .recorder
-        .publish(&event, &test.object_ref(&()))
-        .await
-    {
-        tracing::warn!(%error, reason = %notice.reason, "cannot record an Event");
-    }
-}
-
-/// API calls for one LoadTest.
-#[derive(Clone)]
-struct Io {
-    client: Client,
-    namespace: String,
-    name: String,
-}
-
-impl Io {
-    fn api<K>(&self) -> Api<K>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-    {
-        Api::namespaced(self.client.clone(), &self.namespace)
-    }
-
-    async fn write_status(&self, status: &LoadTestStatus) -> Result<(), ReconcileError> {
-        let tests: Api<LoadTest> = self.api();
-        let patch = json!({
-            "apiVersion": "stampede.dev/v1alpha1",
-            "kind": "LoadTest",
-            "status": status,
-        });
-        tests
-            .patch_status(
-                &self.name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
-            .await
-            .map_err(api_error("writing the LoadTest status"))?;
-        Ok(())
-    }
-
-    async fn apply<K>(&self, object: &K) -> Result<(), ReconcileError>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-            + Serialize
-            + DeserializeOwned
-            + Clone
-            + std::fmt::Debug,
-    {
-        let name = object.meta().name.clone().unwrap_or_default();
-        self.api::<K>()
-            .patch(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(object),
-            )
-            .await
-            .map_err(api_error(format!("applying {} {name}", K::kind(&()))))?;
-        Ok(())
-    }
-
-    async fn get_opt<K>(&self, name: &str) -> Result<Option<K>, ReconcileError>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-            + DeserializeOwned
-            + Clone
-            + std::fmt::Debug,
-    {
-        self.api::<K>()
-            .get_opt(name)
-            .await
-            .map_err(api_error(format!("reading {} {name}", K::kind(&()))))
-    }
-
-    async fn apply_run_objects(
-        &self,
-        test: &LoadTest,
-        plan: &RunPlan,
-        run: i64,
-    ) -> Result<(), ReconcileError> {
-        let run = Run { test, plan, run };
-        for config_map in desired::report_config_maps(run)? {
-            self.apply(&config_map).await?;
-        }
-        let uses_own_account = test
-            .spec
-            .runners
-            .as_ref()
-            .and_then(|r| r.service_account_name.as_deref())
-            .is_none_or(str::is_empty);
-        if uses_own_account {
-            self.apply::<ServiceAccount>(&desired::service_account(run)?)
-                .await?;
-        }
-        self.apply::<Role>(&desired::role(run)?).await?;
-        self.apply::<RoleBinding>(&desired::role_binding(run)?)
-            .await?;
-        self.apply::<Job>(&desired::job(run)?).await?;
-        Ok(())
-    }
-
-    fn selector(&self, run: Option<i64>) -> String {
-        let loadtest = crate::names::label_value(&self.name);
-        match run {
-            Some(run) => format!("{LOADTEST_LABEL}={loadtest},{RUN_LABEL}={run}"),
-            None => format!("{LOADTEST_LABEL}={loadtest}"),
-        }
-    }
-
-    async fn reports(
-        &self,
-        names: &Names,
-        run: i64,
-        runners: u64,
-    ) -> Result<Vec<Option<RunnerReport>>, ReconcileError> {
-        let maps = self
-            .api::<ConfigMap>()
-            .list(&ListParams::default().labels(&self.selector(Some(run))))
-            .await
-            .map_err(api_error("listing the runners' reports"))?;
-        let by_name: BTreeMap<String, ConfigMap> =
-            maps.items.into_iter().map(|m| (m.name_any(), m)).collect();
-        Ok((0..runners)
-            .map(|index| {
-                let text = by_name
-                    .get(&names.report(run, index))
-                    .and_then(|m| m.data.as_ref())
-                    .and_then(|d| d.get(REPORT_KEY))?;
-                match RunnerReport::from_json(text) {
-                    Ok(report) if report.run == run => Some(report),
-                    Ok(_) => None,
-                    Err(error) => {
-                        tracing::warn!(loadtest = %self.name, runner = index, %error, "unreadable report");
-                        None
-                    }
-                }
-            })
-            .collect())
-    }
-
-    async fn run_pods(&self, run: i64) -> Result<Vec<Pod>, ReconcileError> {
-        Ok(self
-            .api::<Pod>()
-            .list(&ListParams::default().labels(&self.selector(Some(run))))
-            .await
-            .map_err(api_error("listing the runner pods"))?
-            .items)
-    }
-
-    /// Deletes the runner Jobs (with their pods) and report ConfigMaps of every run (`None`)
-    /// or of one run. The result ConfigMap stays.
-    async fn delete_run_objects(&self, run: Option<i64>) -> Result<(), ReconcileError> {
-        let params = ListParams::default().labels(&self.selector(run));
-        let background = DeleteParams {
-            propagation_policy: Some(PropagationPolicy::Background),
-            ..DeleteParams::default()
-        };
-        let jobs: Api<Job> = self.api();
-        for job in jobs
-            .list(&params)
-            .await
-            .map_err(api_error("listing runner Jobs"))?
-            .items
-        {
-            delete_quietly(&jobs, &job.name_any(), &background).await?;
-        }
-        let maps: Api<ConfigMap> = self.api();
-        let result = Names::new(&self.name).result();
-        for map in maps
-            .list(&params)
-            .await
-            .map_err(api_error("listing report ConfigMaps"))?
-            .items
-        {
-            let name = map.name_any();
-            if name != result {
-                delete_quietly(&maps, &name, &background).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// The full merged result: the summary (mergeable JSON with histograms and the series),
-    /// the k6-style export, and the text summary.
-    async fn write_result(&self, test: &LoadTest, summary: &Summary) -> Result<(), ReconcileError> {
-        let mut text = Vec::new();
-        let _ = write_text(summary, false, &mut text);
-        let data = BTreeMap::from([
-            (
-                "result.json".to_string(),
-                serde_json::to_string(summary).unwrap_or_default(),
-            ),
-            (
-                "summary-export.json".to_string(),
-                serde_json::to_string_pretty(&export_json(summary)).unwrap_or_default(),
-            ),
-            (
-                "summary.txt".to_string(),
-                String::from_utf8_lossy(&text).into_owned(),
-            ),
-        ]);
-        let config_map: ConfigMap = serde_json::from_value(json!({
-            "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {
-                "name": Names::new(&self.name).result(),
-                "namespace": self.namespace,
-                "labels": {"app.kubernetes.io/name": "stampede", "app.kubernetes.io/component": "result",
-                           "app.kubernetes.io/managed-by": "stampede-operator"},
-                "ownerReferences": [desired::owner_reference(test)],
-            },
-            "data": data,
-        }))
-        .map_err(|source| desired::BuildError::new("ConfigMap", source))?;
-        self.apply(&config_map).await
-    }
-}
-
-async fn delete_quietly<K>(
-    api: &Api<K>,
-    name: &str,
-    params: &DeleteParams,
-) -> Result<(), ReconcileError>
-where
-    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + std::fmt::Debug,
-{
-    match api.delete(name, params).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(source) => Err(api_error(format!("deleting {} {name}", K::kind(&())))(
-            source,
-        )),
-    }
 }

@@ -1,24 +1,25 @@
-//! The objects one run of a LoadTest owns, built from the LoadTest and its plan: report
-//! ConfigMaps, the runners' ServiceAccount + Role + RoleBinding (only this LoadTest and these
-//! reports), and one Indexed Job running `stampede agent`. Pure; the controller applies them.
+//! The objects one run of a LoadTest owns, typed (k8s-openapi), built from the LoadTest and
+//! the run's recorded plan: report ConfigMaps, the runners' ServiceAccount + Role + RoleBinding
+//! (only this LoadTest and these reports), one Indexed Job running `stampede agent`, and the
+//! merged result ConfigMap at the end. Pure and infallible; the controller applies them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use serde_json::{Value, json};
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, EnvVar, EnvVarSource, ObjectFieldSelector, PodSpec, PodTemplateSpec,
+    ServiceAccount,
+};
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::Resource;
 use stampede_crds::LoadTest;
+use stampede_runner::agent::env;
+use stampede_runner::summary::{Summary, export_json, write_text};
 
+use crate::labels::{self, Component};
 use crate::names::Names;
 use crate::plan::RunPlan;
-
-/// Label every owned object carries: the LoadTest's name.
-pub const LOADTEST_LABEL: &str = "stampede.dev/loadtest";
-/// Label of objects that belong to one run.
-pub const RUN_LABEL: &str = "stampede.dev/run";
-use stampede_runner::agent::env;
 
 /// One run of one LoadTest, as the builders need it.
 #[derive(Debug, Clone, Copy)]
@@ -40,42 +41,52 @@ impl Run<'_> {
         Names::new(self.name())
     }
 
-    /// Metadata of an owned object: name, namespace, labels, the LoadTest as controller owner.
-    fn metadata(&self, name: String, per_run: bool) -> Value {
-        let mut labels = json!({
-            "app.kubernetes.io/name": "stampede",
-            "app.kubernetes.io/component": "runner",
-            "app.kubernetes.io/managed-by": "stampede-operator",
-            LOADTEST_LABEL: crate::names::label_value(self.name()),
-        });
-        if per_run {
-            labels[RUN_LABEL] = json!(self.run.to_string());
+    /// Metadata of an owned runner object: name, namespace, labels (the run's when
+    /// `per_run`), the LoadTest as controller owner.
+    fn metadata(&self, name: String, per_run: bool) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name),
+            namespace: self.test.metadata.namespace.clone(),
+            labels: Some(self.labels(per_run)),
+            owner_references: Some(vec![owner_reference(self.test)]),
+            ..ObjectMeta::default()
         }
-        json!({
-            "name": name,
-            "namespace": self.test.metadata.namespace,
-            "labels": labels,
-            "ownerReferences": [owner_reference(self.test)],
-        })
+    }
+
+    fn labels(&self, per_run: bool) -> BTreeMap<String, String> {
+        labels::owned(
+            Component::Runner,
+            Some(self.name()),
+            per_run.then_some(self.run),
+        )
     }
 
     /// The ServiceAccount the runner pods run as: the user's, or ours.
     fn service_account_name(&self) -> String {
+        self.user_service_account()
+            .unwrap_or_else(|| self.names().runner_identity())
+    }
+
+    /// The ServiceAccount `spec.runners.serviceAccountName` names, if any.
+    fn user_service_account(&self) -> Option<String> {
         self.test
             .spec
             .runners
             .as_ref()
             .and_then(|r| r.service_account_name.clone())
             .filter(|name| !name.is_empty())
-            .unwrap_or_else(|| self.names().runner_identity())
+    }
+
+    fn runner_count(&self) -> i32 {
+        i32::try_from(self.plan.runners).unwrap_or(i32::MAX)
     }
 }
 
 /// The LoadTest as the controlling owner (deleting it deletes everything it owns).
 pub fn owner_reference(test: &LoadTest) -> OwnerReference {
     OwnerReference {
-        api_version: "stampede.dev/v1alpha1".into(),
-        kind: "LoadTest".into(),
+        api_version: LoadTest::api_version(&()).into_owned(),
+        kind: LoadTest::kind(&()).into_owned(),
         name: test.metadata.name.clone().unwrap_or_default(),
         uid: test.metadata.uid.clone().unwrap_or_default(),
         controller: Some(true),
@@ -83,69 +94,110 @@ pub fn owner_reference(test: &LoadTest) -> OwnerReference {
     }
 }
 
-/// A desired object that does not fit its Kubernetes type — a bug in a builder, reported
-/// instead of panicking inside the operator.
-#[derive(Debug, thiserror::Error)]
-#[error("building the desired {kind}: {source}")]
-pub struct BuildError {
-    kind: &'static str,
-    source: serde_json::Error,
+/// An object the operator applies, of one of the kinds it owns.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Owned {
+    /// A report or result ConfigMap.
+    ConfigMap(ConfigMap),
+    /// The runners' own ServiceAccount.
+    ServiceAccount(ServiceAccount),
+    /// What the runners may do.
+    Role(Role),
+    /// The runners' Role binding.
+    RoleBinding(RoleBinding),
+    /// The runner Job (boxed: it is by far the largest).
+    Job(Box<Job>),
 }
 
-impl BuildError {
-    /// A `kind` object that did not fit its type.
-    pub fn new(kind: &'static str, source: serde_json::Error) -> BuildError {
-        BuildError { kind, source }
+/// Everything one run owns while it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunObjects {
+    /// One empty report ConfigMap per runner.
+    pub reports: Vec<ConfigMap>,
+    /// The runners' ServiceAccount, unless the spec names its own.
+    pub service_account: Option<ServiceAccount>,
+    /// The runners' Role.
+    pub role: Role,
+    /// Its binding to the runners' ServiceAccount.
+    pub role_binding: RoleBinding,
+    /// The runner Job.
+    pub job: Job,
+}
+
+impl RunObjects {
+    /// The objects in the order they are applied (the Job last: its pods need the rest), the
+    /// Job left out when `with_job` is false (an existing Job's pod template is immutable).
+    pub fn into_owned(self, with_job: bool) -> Vec<Owned> {
+        let mut owned: Vec<Owned> = self.reports.into_iter().map(Owned::ConfigMap).collect();
+        owned.extend(self.service_account.map(Owned::ServiceAccount));
+        owned.push(Owned::Role(self.role));
+        owned.push(Owned::RoleBinding(self.role_binding));
+        if with_job {
+            owned.push(Owned::Job(Box::new(self.job)));
+        }
+        owned
     }
 }
 
-fn typed<T: serde::de::DeserializeOwned>(
-    kind: &'static str,
-    value: Value,
-) -> Result<T, BuildError> {
-    serde_json::from_value(value).map_err(|source| BuildError { kind, source })
+/// Everything `run` owns while it runs, built from its recorded plan.
+pub fn run_objects(run: Run<'_>) -> RunObjects {
+    RunObjects {
+        reports: report_config_maps(run),
+        service_account: run
+            .user_service_account()
+            .is_none()
+            .then(|| service_account(run)),
+        role: role(run),
+        role_binding: role_binding(run),
+        job: job(run),
+    }
 }
 
 /// One empty report ConfigMap per runner; each runner writes only its own.
-pub fn report_config_maps(run: Run<'_>) -> Result<Vec<ConfigMap>, BuildError> {
+pub fn report_config_maps(run: Run<'_>) -> Vec<ConfigMap> {
     (0..run.plan.runners)
-        .map(|index| {
-            typed(
-                "ConfigMap",
-                json!({
-                    "apiVersion": "v1", "kind": "ConfigMap",
-                    "metadata": run.metadata(run.names().report(run.run, index), true),
-                }),
-            )
+        .map(|index| ConfigMap {
+            metadata: run.metadata(run.names().report(run.run, index), true),
+            ..ConfigMap::default()
         })
         .collect()
 }
 
 /// The runners' own ServiceAccount (used unless `spec.runners.serviceAccountName` names one).
-pub fn service_account(run: Run<'_>) -> Result<ServiceAccount, BuildError> {
-    typed(
-        "ServiceAccount",
-        json!({
-            "apiVersion": "v1", "kind": "ServiceAccount",
-            "metadata": run.metadata(run.names().runner_identity(), false),
-            "automountServiceAccountToken": true,
-        }),
-    )
+pub fn service_account(run: Run<'_>) -> ServiceAccount {
+    ServiceAccount {
+        metadata: run.metadata(run.names().runner_identity(), false),
+        automount_service_account_token: Some(true),
+        ..ServiceAccount::default()
+    }
+}
+
+fn rule(group: &str, resource: &str, names: Vec<String>, verbs: &[&str]) -> PolicyRule {
+    PolicyRule {
+        api_groups: Some(vec![group.to_string()]),
+        resources: Some(vec![resource.to_string()]),
+        resource_names: Some(names),
+        verbs: verbs.iter().map(ToString::to_string).collect(),
+        ..PolicyRule::default()
+    }
 }
 
 /// What a runner may do: read and watch this LoadTest only, write its run's reports only, and
 /// read the ConfigMaps the data tables name. Nothing else — no Secrets (env from Secrets is
 /// resolved by the kubelet into the pod's environment).
-pub fn role(run: Run<'_>) -> Result<Role, BuildError> {
+pub fn role(run: Run<'_>) -> Role {
     let names = run.names();
     let reports: Vec<String> = (0..run.plan.runners)
         .map(|i| names.report(run.run, i))
         .collect();
     let mut rules = vec![
-        json!({"apiGroups": ["stampede.dev"], "resources": ["loadtests"],
-               "resourceNames": [run.name()], "verbs": ["get", "list", "watch"]}),
-        json!({"apiGroups": [""], "resources": ["configmaps"],
-               "resourceNames": reports, "verbs": ["get", "update", "patch"]}),
+        rule(
+            LoadTest::group(&()).as_ref(),
+            LoadTest::plural(&()).as_ref(),
+            vec![run.name().to_string()],
+            &["get", "list", "watch"],
+        ),
+        rule("", "configmaps", reports, &["get", "update", "patch"]),
     ];
     let data_maps: Vec<String> = run
         .test
@@ -153,111 +205,151 @@ pub fn role(run: Run<'_>) -> Result<Role, BuildError> {
         .data
         .values()
         .filter_map(|source| source.config_map_ref.as_ref().map(|r| r.name.clone()))
-        .collect::<std::collections::BTreeSet<_>>()
+        .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
     if !data_maps.is_empty() {
-        rules.push(json!({"apiGroups": [""], "resources": ["configmaps"],
-                          "resourceNames": data_maps, "verbs": ["get"]}));
+        rules.push(rule("", "configmaps", data_maps, &["get"]));
     }
-    typed(
-        "Role",
-        json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-            "metadata": run.metadata(names.runner_identity(), false),
-            "rules": rules,
-        }),
-    )
+    Role {
+        metadata: run.metadata(names.runner_identity(), false),
+        rules: Some(rules),
+    }
 }
 
 /// Binds [`role`] to the runners' ServiceAccount.
-pub fn role_binding(run: Run<'_>) -> Result<RoleBinding, BuildError> {
+pub fn role_binding(run: Run<'_>) -> RoleBinding {
     let name = run.names().runner_identity();
-    typed(
-        "RoleBinding",
-        json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-            "metadata": run.metadata(name.clone(), false),
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-            "subjects": [{"kind": "ServiceAccount", "name": run.service_account_name(),
-                          "namespace": run.test.metadata.namespace}],
-        }),
-    )
+    RoleBinding {
+        metadata: run.metadata(name.clone(), false),
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "Role".into(),
+            name,
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: run.service_account_name(),
+            namespace: run.test.metadata.namespace.clone(),
+            ..Subject::default()
+        }]),
+    }
+}
+
+fn value(name: &str, value: String) -> EnvVar {
+    EnvVar {
+        name: name.to_string(),
+        value: Some(value),
+        value_from: None,
+    }
 }
 
 /// The Indexed Job of the run: N pods (`completions = parallelism = N`, no retries — a failed
 /// runner fails the run), each running `stampede agent` with its index from the Job.
-pub fn job(run: Run<'_>) -> Result<Job, BuildError> {
+pub fn job(run: Run<'_>) -> Job {
     let runners = run.test.spec.runners.as_ref();
     let mut env = vec![
-        json!({"name": env::LOADTEST, "value": run.name()}),
-        json!({"name": env::NAMESPACE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}),
-        json!({"name": env::RUN, "value": run.run.to_string()}),
-        json!({"name": env::RUNNERS, "value": run.plan.runners.to_string()}),
-        json!({"name": env::REPORTS, "value": run.names().report_prefix(run.run)}),
+        value(env::LOADTEST, run.name().to_string()),
+        EnvVar {
+            name: env::NAMESPACE.to_string(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    api_version: None,
+                    field_path: "metadata.namespace".into(),
+                }),
+                ..EnvVarSource::default()
+            }),
+        },
+        value(env::RUN, run.run.to_string()),
+        value(env::RUNNERS, run.plan.runners.to_string()),
+        value(env::REPORTS, run.names().report_prefix(run.run)),
     ];
     // The test's own env (values and Secret / ConfigMap references) is resolved by the kubelet,
     // so secret values reach the runner process without the operator ever reading them.
-    env.extend(
-        run.test
-            .spec
-            .env
-            .iter()
-            .map(|var| serde_json::to_value(var).unwrap_or(Value::Null)),
-    );
-    let mut container = json!({
-        "name": "runner",
-        "image": run.plan.image,
-        "args": ["agent"],
-        "env": env,
-    });
-    if let Some(resources) = &run.plan.resources {
-        container["resources"] = serde_json::to_value(resources).unwrap_or(Value::Null);
-    }
-    let mut pod_spec = json!({
-        "restartPolicy": "Never",
-        "serviceAccountName": run.service_account_name(),
-        "terminationGracePeriodSeconds": 30,
-        "containers": [container],
-    });
-    if let Some(runners) = runners {
-        if !runners.node_selector.is_empty() {
-            pod_spec["nodeSelector"] = json!(runners.node_selector);
-        }
-        if !runners.tolerations.is_empty() {
-            pod_spec["tolerations"] =
-                serde_json::to_value(&runners.tolerations).unwrap_or(Value::Null);
-        }
-        if let Some(affinity) = &runners.affinity {
-            pod_spec["affinity"] = serde_json::to_value(affinity).unwrap_or(Value::Null);
-        }
-    }
-    let metadata = run.metadata(run.names().job(run.run), true);
-    let pod_labels: BTreeMap<String, Value> = metadata["labels"]
-        .as_object()
-        .map(|labels| labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        .unwrap_or_default();
-    typed(
-        "Job",
-        json!({
-            "apiVersion": "batch/v1", "kind": "Job",
-            "metadata": metadata,
-            "spec": {
-                "completionMode": "Indexed",
-                "completions": run.plan.runners,
-                "parallelism": run.plan.runners,
-                "backoffLimit": 0,
-                "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
-            }
+    env.extend(run.test.spec.env.iter().cloned());
+    let container = Container {
+        name: "runner".into(),
+        image: Some(run.plan.image.clone()),
+        args: Some(vec!["agent".into()]),
+        env: Some(env),
+        resources: run.plan.resources.clone(),
+        ..Container::default()
+    };
+    let pod_spec = PodSpec {
+        restart_policy: Some("Never".into()),
+        service_account_name: Some(run.service_account_name()),
+        termination_grace_period_seconds: Some(30),
+        containers: vec![container],
+        node_selector: runners
+            .map(|r| r.node_selector.clone())
+            .filter(|selector| !selector.is_empty()),
+        tolerations: runners
+            .map(|r| r.tolerations.clone())
+            .filter(|tolerations| !tolerations.is_empty()),
+        affinity: runners.and_then(|r| r.affinity.clone()),
+        ..PodSpec::default()
+    };
+    Job {
+        metadata: run.metadata(run.names().job(run.run), true),
+        spec: Some(JobSpec {
+            completion_mode: Some("Indexed".into()),
+            completions: Some(run.runner_count()),
+            parallelism: Some(run.runner_count()),
+            backoff_limit: Some(0),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(run.labels(true)),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod_spec),
+            },
+            ..JobSpec::default()
         }),
-    )
+        status: None,
+    }
+}
+
+/// The full merged result, kept until the LoadTest goes: the summary (mergeable JSON with
+/// histograms and the series), the k6-style export, and the text summary.
+pub fn result_config_map(test: &LoadTest, summary: &Summary) -> ConfigMap {
+    let mut text = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = write_text(summary, false, &mut text);
+    let data = BTreeMap::from([
+        (
+            "result.json".to_string(),
+            serde_json::to_string(summary).unwrap_or_default(),
+        ),
+        (
+            "summary-export.json".to_string(),
+            serde_json::to_string_pretty(&export_json(summary)).unwrap_or_default(),
+        ),
+        (
+            "summary.txt".to_string(),
+            String::from_utf8_lossy(&text).into_owned(),
+        ),
+    ]);
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(Names::new(test.metadata.name.as_deref().unwrap_or_default()).result()),
+            namespace: test.metadata.namespace.clone(),
+            labels: Some(labels::owned(Component::Result, None, None)),
+            owner_references: Some(vec![owner_reference(test)]),
+            ..ObjectMeta::default()
+        },
+        data: Some(data),
+        ..ConfigMap::default()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::labels::LOADTEST_LABEL;
     use crate::plan::plan;
     use crate::policy::Policy;
+    use serde_json::json;
 
     fn loadtest() -> LoadTest {
         serde_json::from_value(json!({
@@ -283,7 +375,7 @@ mod tests {
             plan: &plan,
             run: 2,
         };
-        let reports = report_config_maps(run).unwrap();
+        let reports = report_config_maps(run);
         let names: Vec<String> = reports
             .iter()
             .map(|c| c.metadata.name.clone().unwrap())
@@ -296,8 +388,8 @@ mod tests {
                 "spike-run2-report-2"
             ]
         );
-        let job = job(run).unwrap();
-        let (role, account) = (role(run).unwrap(), service_account(run).unwrap());
+        let job = job(run);
+        let (role, account) = (role(run), service_account(run));
         for metadata in [
             &reports[0].metadata,
             &job.metadata,
@@ -323,8 +415,7 @@ mod tests {
             test: &test,
             plan: &plan,
             run: 1,
-        })
-        .unwrap();
+        });
         let spec = job.spec.unwrap();
         assert_eq!(spec.completion_mode.as_deref(), Some("Indexed"));
         assert_eq!(
@@ -377,7 +468,7 @@ mod tests {
             plan: &plan,
             run: 1,
         };
-        let rules = role(run).unwrap().rules.unwrap();
+        let rules = role(run).rules.unwrap();
         assert_eq!(rules.len(), 3);
         assert_eq!(
             rules[0].resources.as_deref(),
@@ -403,8 +494,64 @@ mod tests {
                 .unwrap()
                 .contains(&"secrets".to_string())
         }));
-        let binding = role_binding(run).unwrap();
+        let binding = role_binding(run);
         assert_eq!(binding.role_ref.name, "spike-runner");
         assert_eq!(binding.subjects.unwrap()[0].name, "spike-runner");
+    }
+
+    /// The typed Job is, field for field, what the operator applied when it built the Job
+    /// from JSON: a server-side apply of it changes no field it owned.
+    #[test]
+    fn the_typed_job_applies_the_fields_it_always_applied() {
+        let test = loadtest();
+        let plan = plan(&test, &Policy::default()).unwrap();
+        let labels = json!({
+            "app.kubernetes.io/name": "stampede", "app.kubernetes.io/component": "runner",
+            "app.kubernetes.io/managed-by": "stampede-operator",
+            "stampede.dev/loadtest": "spike", "stampede.dev/run": "1",
+        });
+        let expected = json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {
+                "name": "spike-run1", "namespace": "shop", "labels": labels,
+                "ownerReferences": [{"apiVersion": "stampede.dev/v1alpha1", "kind": "LoadTest",
+                    "name": "spike", "uid": "u-1", "controller": true, "blockOwnerDeletion": true}],
+            },
+            "spec": {
+                "completionMode": "Indexed", "completions": 3, "parallelism": 3, "backoffLimit": 0,
+                "template": {"metadata": {"labels": labels}, "spec": {
+                    "restartPolicy": "Never", "serviceAccountName": "spike-runner",
+                    "terminationGracePeriodSeconds": 30,
+                    "containers": [{
+                        "name": "runner", "image": plan.image, "args": ["agent"],
+                        "env": [
+                            {"name": env::LOADTEST, "value": "spike"},
+                            {"name": env::NAMESPACE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                            {"name": env::RUN, "value": "1"},
+                            {"name": env::RUNNERS, "value": "3"},
+                            {"name": env::REPORTS, "value": "spike-run1-report-"},
+                            {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "user", "key": "password"}}},
+                        ],
+                        "resources": {"limits": {"memory": "256Mi"}},
+                    }],
+                }},
+            },
+        });
+        let run = Run {
+            test: &test,
+            plan: &plan,
+            run: 1,
+        };
+        assert_eq!(serde_json::to_value(job(run)).unwrap(), expected);
+        // And the whole set of a run, in the order it is applied.
+        let owned = run_objects(run).into_owned(true);
+        assert_eq!(owned.len(), 3 + 3 + 1);
+        assert!(matches!(owned.last(), Some(Owned::Job(_))));
+        assert!(
+            !run_objects(run)
+                .into_owned(false)
+                .iter()
+                .any(|o| matches!(o, Owned::Job(_)))
+        );
     }
 }

@@ -137,6 +137,17 @@ pub fn recent_rps(series: &[stampede_runner::summary::SecondPoint]) -> f64 {
     }
 }
 
+/// Requests per second over the whole run: the requests over the run's duration (what the RPS
+/// column shows once the run is over).
+pub fn average_rps(summary: &Summary) -> f64 {
+    let seconds = summary.seconds();
+    if seconds > 0.0 {
+        summary.metrics.count(Metric::HttpReqs.name()) / seconds
+    } else {
+        0.0
+    }
+}
+
 /// Live progress from the merged reports: `vus` is the fleet's active VUs now, `rps` the recent
 /// request rate, `total` the planned length.
 pub fn progress(summary: &Summary, vus: i64, rps: f64, total_seconds: f64) -> Progress {
@@ -178,8 +189,39 @@ pub fn failed_thresholds_message(results: &[ThresholdResult]) -> Option<String> 
     (!failed.is_empty()).then(|| failed.join("; "))
 }
 
-/// Sets a condition, keeping its transition time when its status did not change (as the
-/// Kubernetes API conventions ask).
+/// A condition's status (Kubernetes API conventions): `Unknown` while there is no answer yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConditionStatus {
+    /// `True`.
+    True,
+    /// `False`.
+    False,
+    /// `Unknown`: not decided yet.
+    Unknown,
+}
+
+impl ConditionStatus {
+    /// The status as written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConditionStatus::True => "True",
+            ConditionStatus::False => "False",
+            ConditionStatus::Unknown => "Unknown",
+        }
+    }
+}
+
+impl From<bool> for ConditionStatus {
+    fn from(value: bool) -> Self {
+        if value {
+            ConditionStatus::True
+        } else {
+            ConditionStatus::False
+        }
+    }
+}
+
+/// Sets a condition to `True` or `False`; see [`set_condition_to`].
 pub fn set_condition(
     conditions: &mut Vec<Condition>,
     kind: &str,
@@ -189,7 +231,29 @@ pub fn set_condition(
     generation: Option<i64>,
     now: &Time,
 ) {
-    let status_text = if status { "True" } else { "False" };
+    set_condition_to(
+        conditions,
+        kind,
+        status.into(),
+        reason,
+        message,
+        generation,
+        now,
+    );
+}
+
+/// Sets a condition, keeping its transition time when its status did not change (as the
+/// Kubernetes API conventions ask).
+pub fn set_condition_to(
+    conditions: &mut Vec<Condition>,
+    kind: &str,
+    status: ConditionStatus,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: &Time,
+) {
+    let status_text = status.as_str();
     let condition = Condition {
         type_: kind.to_string(),
         status: status_text.to_string(),

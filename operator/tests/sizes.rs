@@ -15,6 +15,7 @@ use stampede_crds::LoadTest;
 use stampede_crds::model::flow::FlowNames;
 use stampede_crds::status::{LoadTestStatus, Phase};
 use stampede_operator::advance::{self, Observation};
+use stampede_operator::compiled::compile_started;
 use stampede_operator::plan::plan;
 use stampede_operator::policy::Policy;
 use stampede_runner::engine::{PreparedRun, RunOptions};
@@ -581,10 +582,16 @@ fn a_100_runner_soak_keeps_the_loadtest_and_every_report_within_budget() {
         faults: Vec::new(),
         start_deadline: Duration::from_secs(policy.start_deadline_seconds),
     };
-    let running = advance::advance(&test, &provisioning, &observe(T0 + 10, ready)).status;
+    let compiled = compile_started(&test);
+    let active = advance::ActiveRun {
+        test: &test,
+        plan: &run_plan,
+        thresholds: &compiled.thresholds,
+    };
+    let running = advance::advance(&active, &provisioning, &observe(T0 + 10, ready)).status;
     assert_eq!(running.phase, Some(Phase::Running));
     let finished = advance::advance(
-        &test,
+        &active,
         &running,
         &observe(
             T0 + 14 + SOAK_SECONDS as i64 + 32,

@@ -97,6 +97,18 @@ impl OperatorProcess {
         self.spawn();
     }
 
+    /// Kills it and starts a new process with `flags` (flag, value) set in place of the values
+    /// it had (added when it had none): a restart with another policy.
+    pub fn restart_with(&mut self, flags: &[(&str, &str)]) {
+        for (flag, value) in flags {
+            match self.args.iter().position(|arg| arg == flag) {
+                Some(at) if at + 1 < self.args.len() => self.args[at + 1] = value.to_string(),
+                _ => self.args.extend([flag.to_string(), value.to_string()]),
+            }
+        }
+        self.restart();
+    }
+
     /// The address of its /metrics, /healthz and /readyz, from its log (it binds a free port).
     pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
         // The latest start's line: a restarted operator binds a new port.

@@ -107,7 +107,7 @@ fn pending_and_provisioning_are_progressing() {
             "runners": {"desired": 3, "ready": 1, "running": 0, "succeeded": 0, "failed": 0},
             "message": "starting 3 runner(s) for 300 VUs at peak",
             "conditions": [condition("Complete", "False", "Provisioning", "starting 3 runner(s) for 300 VUs at peak"),
-                           condition("Passed", "False", "Provisioning", "the run has not finished")]
+                           condition("Passed", "Unknown", "Provisioning", "the run has not finished")]
         })),
         "Progressing",
         "Provisioning, 1/3 runners ready: starting 3 runner(s) for 300 VUs at peak",
@@ -124,7 +124,7 @@ fn running_shows_the_live_progress() {
             "message": "3 runner(s) ready; starting together",
             "progress": running_progress(),
             "conditions": [condition("Complete", "False", "Running", "running"),
-                           condition("Passed", "False", "Running", "the run has not finished")]
+                           condition("Passed", "Unknown", "Running", "the run has not finished")]
         })),
         "Progressing",
         "Running 12s/60s, 40 VUs, 350 req/s, p95=12.3ms, failed=0.10%",
@@ -467,7 +467,17 @@ fn statuses_built_from_the_typed_structs() {
             }],
             conditions: vec![
                 condition("Complete", if over { "True" } else { "False" }, "x", "y"),
-                condition("Passed", if passed { "True" } else { "False" }, "x", "why"),
+                // No verdict before the run is over: Unknown, as the operator writes it.
+                condition(
+                    "Passed",
+                    match (over, passed) {
+                        (false, _) => "Unknown",
+                        (true, true) => "True",
+                        (true, false) => "False",
+                    },
+                    "x",
+                    "why",
+                ),
             ],
             message: Some(format!("{phase:?} message")),
             ..LoadTestStatus::default()

@@ -4,7 +4,8 @@
 //! cluster, whose runner pods (image `STAMPEDE_E2E_IMAGE`) load the chart's demo server deployed
 //! in each test's namespace. The scenarios of the operator issue: a 3-runner spike with a
 //! synchronized start and exactly merged figures, a failing threshold gated by `stampede
-//! wait`, an invalid spec, a killed runner, an operator restart mid-run, abortOnFail stopping
+//! wait`, an invalid spec, a killed runner, an operator restart mid-run (also one with lower
+//! caps and another default image, which do not reach the started run), abortOnFail stopping
 //! the fleet, and a spec edit starting a new run. The faults (killed, OOM-killed, stuck
 //! runners) are injected through the process kubelet, so those tests skip on a real cluster.
 
@@ -536,6 +537,73 @@ async fn an_operator_restarted_mid_run_completes_it_with_the_right_verdict() {
             .count()
             >= 2
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_restarted_with_lower_caps_finishes_the_running_test_as_planned() {
+    let mut world = World::start("caps", 60).await;
+    world.apply("caps", steady(4, "8s", 2, json!({"checks": ["rate>0.99"]})));
+    let running = world
+        .wait_status(
+            "caps",
+            Duration::from_secs(60),
+            "Running with progress",
+            |s| {
+                s.phase == Some(Phase::Running)
+                    && s.progress.as_ref().is_some_and(|p| p.http_reqs > 0)
+            },
+        )
+        .await;
+    assert_eq!(running.plan.as_ref().map(|p| p.runners), Some(2));
+    assert_eq!(condition(&running, "Passed").0, "Unknown", "no verdict yet");
+    // Caps the running test does not fit, and another default image.
+    world.operator.restart_with(&[
+        ("--max-runners", "1"),
+        ("--max-vus-per-test", "1"),
+        ("--runner-image", "ghcr.io/stampede-dev/stampede:other"),
+    ]);
+    world.kubectl_wait_complete("caps", "120s");
+    let status = world.get("caps").await.status.unwrap();
+    assert_eq!(phase(&status), Phase::Succeeded, "{status:?}");
+    assert_eq!(
+        status.run,
+        Some(1),
+        "the same run, not a new or an invalid one"
+    );
+    assert_eq!(status.plan, running.plan, "the recorded plan, unchanged");
+    assert_eq!(status.runners.as_ref().unwrap().desired, 2);
+    let reports = world.reports("caps", 1, 2).await;
+    let sum: f64 = reports
+        .iter()
+        .map(|r| r.metrics.as_ref().unwrap().count("http_reqs"))
+        .sum();
+    assert_eq!(status.summary.as_ref().unwrap().http_reqs as f64, sum);
+    // Finished: the RPS column is the run's average.
+    let summary = status.summary.as_ref().unwrap();
+    let progress = status.progress.as_ref().unwrap();
+    assert!(
+        (progress.rps - summary.rps).abs() <= 0.051,
+        "progress.rps {} vs summary.rps {}",
+        progress.rps,
+        summary.rps
+    );
+    let log = world.operator.log();
+    assert!(
+        log.contains("max_runners=1 "),
+        "the restart took the new flags:\n{log}"
+    );
+    assert!(!log.contains("reason=Invalid"), "{log}");
+    let images: Vec<String> = world
+        .jobs()
+        .await
+        .iter()
+        .filter_map(|job| {
+            job.spec.as_ref()?.template.spec.as_ref()?.containers[0]
+                .image
+                .clone()
+        })
+        .collect();
+    assert_eq!(images, [stampede_tests::cluster::runner_image()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -544,7 +544,7 @@ fn the_flux_kustomization_gates_on_the_loadtest_like_the_argocd_health_check() {
     };
     let running = |phase: &str| {
         json!({"phase": phase, "observedGeneration": 1, "message": "m",
-               "conditions": [condition("Complete", "False", "Provisioning"), condition("Passed", "False", "Provisioning")]})
+               "conditions": [condition("Complete", "False", "Provisioning"), condition("Passed", "Unknown", "Provisioning")]})
     };
     let over = |phase: &str, passed: bool, reason: &str| {
         json!({"phase": phase, "observedGeneration": 1, "message": "m",

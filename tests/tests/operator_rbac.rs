@@ -44,19 +44,19 @@ async fn the_runner_role_allows_what_a_runner_does_and_nothing_more() {
 
     let pp = PostParams::default();
     Api::namespaced(admin.clone(), &ns)
-        .create(&pp, &desired::service_account(run).unwrap())
+        .create(&pp, &desired::service_account(run))
         .await
         .unwrap();
     Api::namespaced(admin.clone(), &ns)
-        .create(&pp, &desired::role(run).unwrap())
+        .create(&pp, &desired::role(run))
         .await
         .unwrap();
     Api::namespaced(admin.clone(), &ns)
-        .create(&pp, &desired::role_binding(run).unwrap())
+        .create(&pp, &desired::role_binding(run))
         .await
         .unwrap();
     let maps: Api<ConfigMap> = Api::namespaced(admin.clone(), &ns);
-    for report in desired::report_config_maps(run).unwrap() {
+    for report in desired::report_config_maps(run) {
         maps.create(&pp, &report).await.unwrap();
     }
     maps.create(

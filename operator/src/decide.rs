@@ -1,0 +1,329 @@
+//! The reconciler's one decision, pure: from a LoadTest, its status, what the cluster shows of
+//! its current run and the operator's policy, what to write (status), apply, announce (Events)
+//! and delete. A new spec starts a run — planned here, once, and recorded in the status — or
+//! is Invalid; a started run is driven by its recorded plan alone (policy changes after its
+//! start do not reach it); a finished run waits for its TTL.
+
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use stampede_crds::LoadTest;
+use stampede_crds::spec::CleanupPolicy;
+use stampede_crds::status::{LoadTestStatus, Phase};
+use stampede_runner::report::RunnerReport;
+
+use crate::advance::{self, ActiveRun, Notice};
+use crate::compiled;
+use crate::desired::{self, Owned, Run};
+use crate::faults::run_faults;
+use crate::plan::{self, RunPlan};
+use crate::policy::Policy;
+
+/// What the reconciler saw of a LoadTest's current run.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    /// Now.
+    pub now: Timestamp,
+    /// The current run's reports by runner index (None while a runner has written none);
+    /// empty when no run is going.
+    pub reports: Vec<Option<RunnerReport>>,
+    /// The current run's Job, if it exists.
+    pub job: Option<Job>,
+    /// The current run's runner pods.
+    pub pods: Vec<Pod>,
+}
+
+impl Observation {
+    /// An observation of no run (a new spec, a finished run).
+    pub fn nothing(now: Timestamp) -> Observation {
+        Observation {
+            now,
+            reports: Vec::new(),
+            job: None,
+            pods: Vec::new(),
+        }
+    }
+}
+
+/// The run of a LoadTest whose objects the reconciler has to look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchedRun {
+    /// The run number.
+    pub run: i64,
+    /// Its runner count (how many reports to read).
+    pub runners: u64,
+}
+
+/// Something to delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deletion {
+    /// The runner Jobs (with their pods) and report ConfigMaps of every run but `keep` (of
+    /// every run when None). The result ConfigMap stays.
+    RunObjects {
+        /// The run whose objects stay.
+        keep: Option<i64>,
+    },
+    /// The LoadTest itself: `ttlSecondsAfterFinished` is over.
+    LoadTest,
+}
+
+/// What one reconcile does. It is carried out in this order, for every arm: the status, then
+/// the objects, then the Events, then the deletions — so a new run's objects exist before the
+/// previous runs' go, a finished run's verdict and result are written before its runners'
+/// objects are cleaned up, and the LoadTest goes last.
+#[derive(Debug, Clone, Default)]
+pub struct Decision {
+    /// The status to write (None: unchanged).
+    pub status: Option<LoadTestStatus>,
+    /// The objects to apply (server-side apply).
+    pub apply: Vec<Owned>,
+    /// The Events to record.
+    pub events: Vec<Notice>,
+    /// What to delete, in order.
+    pub delete: Vec<Deletion>,
+    /// When to look again (None: on the next change).
+    pub requeue: Option<Duration>,
+}
+
+/// Whether the LoadTest's spec has no run yet: never reconciled, or edited since.
+pub fn needs_new_run(test: &LoadTest, status: &LoadTestStatus) -> bool {
+    status.phase.is_none() || status.observed_generation != test.metadata.generation
+}
+
+/// The run whose reports, Job and pods [`decide`] needs: the current one while it goes.
+pub fn watched_run(test: &LoadTest, status: &LoadTestStatus) -> Option<WatchedRun> {
+    let phase = status.phase.unwrap_or_default();
+    if test.metadata.deletion_timestamp.is_some()
+        || needs_new_run(test, status)
+        || phase.is_finished()
+    {
+        return None;
+    }
+    let recorded = status.plan.as_ref().map(|plan| plan.runners);
+    let runners = recorded.or_else(|| status.runners.as_ref().map(|r| r.desired))?;
+    Some(WatchedRun {
+        run: status.run.unwrap_or(1),
+        runners: u64::try_from(runners).unwrap_or(0),
+    })
+}
+
+/// The decision for `test` with `status`, given what was observed and the operator's policy
+/// (which only a new run's plan reads).
+pub fn decide(
+    test: &LoadTest,
+    status: &LoadTestStatus,
+    observation: &Observation,
+    policy: &Policy,
+) -> Decision {
+    if test.metadata.deletion_timestamp.is_some() {
+        // Everything it owns goes with it (owner references); nothing to do.
+        return Decision::default();
+    }
+    if needs_new_run(test, status) {
+        return start_run(test, status, observation.now, policy);
+    }
+    if status.phase.unwrap_or_default().is_finished() {
+        return expire(test, status, observation.now);
+    }
+    drive(test, status, observation, policy)
+}
+
+/// A new spec: plan it and start run + 1, or report it Invalid. Either way the previous runs'
+/// objects go (their runners see the new run number and stop; deleting their Job ends any
+/// that do not).
+fn start_run(
+    test: &LoadTest,
+    status: &LoadTestStatus,
+    now: Timestamp,
+    policy: &Policy,
+) -> Decision {
+    let superseded = status.run.is_some();
+    let plan = match plan::plan(test, policy) {
+        Ok(plan) => plan,
+        Err(error) => {
+            let message = error.to_string();
+            return Decision {
+                status: Some(advance::invalid(test, status, &message, now)),
+                events: vec![Notice {
+                    warning: true,
+                    reason: "Invalid".into(),
+                    note: message,
+                }],
+                delete: superseded
+                    .then_some(Deletion::RunObjects { keep: None })
+                    .into_iter()
+                    .collect(),
+                ..Decision::default()
+            };
+        }
+    };
+    let started = advance::new_run(test, status, &plan, now);
+    let run = started.run.unwrap_or(1);
+    Decision {
+        status: Some(started),
+        apply: desired::run_objects(Run {
+            test,
+            plan: &plan,
+            run,
+        })
+        .into_owned(true),
+        events: vec![Notice {
+            warning: false,
+            reason: "Provisioning".into(),
+            note: format!(
+                "run {run}: {} runner(s), segments {}",
+                plan.runners,
+                plan.segments.join(" ")
+            ),
+        }],
+        delete: superseded
+            .then_some(Deletion::RunObjects { keep: Some(run) })
+            .into_iter()
+            .collect(),
+        requeue: Some(Duration::from_secs(1)),
+    }
+}
+
+/// A started run (Provisioning, Running, Aborting), driven by its recorded plan: while it
+/// provisions, its objects are applied again from that plan (a restarted operator completes
+/// what an earlier one began) — except an existing Job, whose pod template is immutable.
+fn drive(
+    test: &LoadTest,
+    status: &LoadTestStatus,
+    observation: &Observation,
+    policy: &Policy,
+) -> Decision {
+    let (plan, recovered) = match recorded_plan(test, status, observation.job.as_ref(), policy) {
+        Ok(found) => found,
+        Err(error) => {
+            let message = error.to_string();
+            return Decision {
+                status: Some(advance::invalid(test, status, &message, observation.now)),
+                events: vec![Notice {
+                    warning: true,
+                    reason: "Invalid".into(),
+                    note: message,
+                }],
+                ..Decision::default()
+            };
+        }
+    };
+    let mut current = status.clone();
+    if recovered.is_some() {
+        // Recorded now, so the next reconcile reads it like any other run's.
+        current.plan = Some(plan.record());
+    }
+    let run = status.run.unwrap_or(1);
+    let compiled = compiled::compile_started(test);
+    let active = ActiveRun {
+        test,
+        plan: &plan,
+        thresholds: &compiled.thresholds,
+    };
+    let step = advance::advance(
+        &active,
+        &current,
+        &advance::Observation {
+            now: observation.now,
+            reports: observation.reports.clone(),
+            faults: run_faults(observation.job.as_ref(), &observation.pods),
+            start_deadline: Duration::from_secs(policy.start_deadline_seconds),
+        },
+    );
+    let mut decision = Decision {
+        events: recovered.into_iter().chain(step.notice).collect(),
+        requeue: step.requeue,
+        ..Decision::default()
+    };
+    if status.phase == Some(Phase::Provisioning) {
+        let objects = desired::run_objects(Run {
+            test,
+            plan: &plan,
+            run,
+        });
+        decision.apply = objects.into_owned(observation.job.is_none());
+    }
+    if let Some(summary) = &step.finished {
+        decision
+            .apply
+            .push(Owned::ConfigMap(desired::result_config_map(test, summary)));
+        if cleans_up(test, &step.status) {
+            decision.delete.push(Deletion::RunObjects { keep: None });
+        }
+        let after = expire(test, &step.status, observation.now);
+        decision.delete.extend(after.delete);
+        decision.requeue = after.requeue;
+    }
+    if step.status != *status {
+        decision.status = Some(step.status);
+    }
+    decision
+}
+
+/// The plan the run's status recorded; for a run without a usable record (started by an
+/// operator that did not record plans, or an edited status), the plan recovered from what the
+/// run shows, with a Warning that says so.
+fn recorded_plan(
+    test: &LoadTest,
+    status: &LoadTestStatus,
+    job: Option<&Job>,
+    policy: &Policy,
+) -> Result<(RunPlan, Option<Notice>), plan::PlanError> {
+    let why = match status.plan.as_ref().map(RunPlan::from_record) {
+        Some(Ok(plan)) => return Ok((plan, None)),
+        Some(Err(error)) => error.to_string(),
+        None => "the run's status records no plan".to_string(),
+    };
+    let plan = plan::recover(test, status, job, policy)?;
+    let note = format!(
+        "{why}; continuing run {} with what it shows: {} runner(s), image {}",
+        status.run.unwrap_or(1),
+        plan.runners,
+        plan.image
+    );
+    Ok((
+        plan,
+        Some(Notice {
+            warning: true,
+            reason: "PlanRecovered".into(),
+            note,
+        }),
+    ))
+}
+
+/// Whether a finished run's runner objects go, by `spec.cleanup`.
+fn cleans_up(test: &LoadTest, status: &LoadTestStatus) -> bool {
+    match test.spec.cleanup.unwrap_or_default() {
+        CleanupPolicy::Runners => true,
+        CleanupPolicy::OnSuccess => status.phase == Some(Phase::Succeeded),
+        CleanupPolicy::None => false,
+    }
+}
+
+/// A finished run: delete the LoadTest once `ttlSecondsAfterFinished` is over, else look again
+/// then.
+fn expire(test: &LoadTest, status: &LoadTestStatus, now: Timestamp) -> Decision {
+    let (Some(ttl), Some(done)) = (
+        test.spec.ttl_seconds_after_finished,
+        status.completion_time.as_ref(),
+    ) else {
+        return Decision::default();
+    };
+    let expires = done.0 + SignedDuration::from_secs(ttl.max(0));
+    if now >= expires {
+        return Decision {
+            delete: vec![Deletion::LoadTest],
+            ..Decision::default()
+        };
+    }
+    let left = Duration::try_from(expires.duration_since(now)).unwrap_or(Duration::ZERO);
+    Decision {
+        requeue: Some(left + Duration::from_secs(1)),
+        ..Decision::default()
+    }
+}
+
+#[cfg(test)]
+mod tests;
