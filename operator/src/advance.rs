@@ -667,7 +667,7 @@ mod tests {
     /// test's compiled thresholds.
     fn advance(test: &LoadTest, status: &LoadTestStatus, observation: &Observation) -> Step {
         let plan = RunPlan::from_record(status.plan.as_ref().expect("a recorded plan")).unwrap();
-        let compiled = compile_started(test);
+        let compiled = compile_started(test).expect("the test compiles");
         let run = ActiveRun {
             test,
             plan: &plan,
@@ -677,7 +677,7 @@ mod tests {
     }
 
     fn planned_total(test: &LoadTest) -> Duration {
-        compile_started(test).planned()
+        compile_started(test).expect("the test compiles").planned()
     }
 
     fn observe(now: Timestamp, reports: Vec<Option<RunnerReport>>) -> Observation {

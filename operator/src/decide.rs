@@ -197,18 +197,7 @@ fn drive(
 ) -> Decision {
     let (plan, recovered) = match recorded_plan(test, status, observation.job.as_ref(), policy) {
         Ok(found) => found,
-        Err(error) => {
-            let message = error.to_string();
-            return Decision {
-                status: Some(advance::invalid(test, status, &message, observation.now)),
-                events: vec![Notice {
-                    warning: true,
-                    reason: "Invalid".into(),
-                    note: message,
-                }],
-                ..Decision::default()
-            };
-        }
+        Err(error) => return invalid(test, status, &error.to_string(), observation.now),
     };
     let mut current = status.clone();
     if recovered.is_some() {
@@ -216,7 +205,10 @@ fn drive(
         current.plan = Some(plan.record());
     }
     let run = status.run.unwrap_or(1);
-    let compiled = compiled::compile_started(test);
+    let compiled = match compiled::compile_started(test) {
+        Ok(compiled) => compiled,
+        Err(problems) => return invalid(test, status, &problems.join("; "), observation.now),
+    };
     let active = ActiveRun {
         test,
         plan: &plan,
@@ -321,6 +313,19 @@ fn expire(test: &LoadTest, status: &LoadTestStatus, now: Timestamp) -> Decision 
     let left = Duration::try_from(expires.duration_since(now)).unwrap_or(Duration::ZERO);
     Decision {
         requeue: Some(left + Duration::from_secs(1)),
+        ..Decision::default()
+    }
+}
+
+/// The run cannot go on: its status says why, and a Warning event too.
+fn invalid(test: &LoadTest, status: &LoadTestStatus, message: &str, now: Timestamp) -> Decision {
+    Decision {
+        status: Some(advance::invalid(test, status, message, now)),
+        events: vec![Notice {
+            warning: true,
+            reason: "Invalid".into(),
+            note: message.to_string(),
+        }],
         ..Decision::default()
     }
 }

@@ -240,7 +240,7 @@ pub fn recover(
     job: Option<&Job>,
     policy: &Policy,
 ) -> Result<RunPlan, PlanError> {
-    let compiled = compiled::compile_started(test);
+    let compiled = compiled::compile_started(test).map_err(PlanError::Invalid)?;
     let job_spec = job.and_then(|job| job.spec.as_ref());
     let runners = status
         .runners

@@ -582,7 +582,7 @@ fn a_100_runner_soak_keeps_the_loadtest_and_every_report_within_budget() {
         faults: Vec::new(),
         start_deadline: Duration::from_secs(policy.start_deadline_seconds),
     };
-    let compiled = compile_started(&test);
+    let compiled = compile_started(&test).expect("the 100-runner test compiles");
     let active = advance::ActiveRun {
         test: &test,
         plan: &run_plan,

@@ -6,8 +6,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use stampede_crds::model::threshold::{self as model, MetricThresholds};
-use stampede_crds::spec::LoadTestSpec;
+use stampede_crds::model::threshold::MetricThresholds;
 use stampede_crds::threshold::{Aggregation, ThresholdExpr};
 
 use crate::metrics::{Metric, Registry, Snapshot, Value};
@@ -119,16 +118,6 @@ impl Thresholds {
         Ok(Thresholds { list })
     }
 
-    /// Transitional, for callers that still hold a spec (the operator, until it evaluates
-    /// the thresholds of `stampede_crds::model::compile`): the thresholds of a *validated*
-    /// spec. A spec whose thresholds do not compile — which validation rules out — has none.
-    pub fn compile(spec: &LoadTestSpec, registry: &mut Registry) -> Thresholds {
-        model::compile(spec)
-            .ok()
-            .and_then(|thresholds| Thresholds::new(&thresholds, registry).ok())
-            .unwrap_or_default()
-    }
-
     /// Evaluates every threshold on `snapshot`. `run_seconds` is the test-run time so far (for
     /// counter rates); `at_end` selects k6's end-of-test rules for empty metrics.
     pub fn evaluate(
@@ -214,6 +203,8 @@ pub fn aggregate(value: &Value, aggregation: Aggregation, run_seconds: f64) -> O
 mod tests {
     use super::*;
     use crate::metrics::{Metric, SampleTags, Shards};
+    use stampede_crds::model::threshold as model;
+    use stampede_crds::spec::LoadTestSpec;
     use std::sync::Arc;
 
     fn thresholds_of(yaml: &str) -> Vec<MetricThresholds> {
@@ -308,12 +299,5 @@ thresholds:
         unknown[0].key.metric = "checkz".to_string();
         let error = Thresholds::new(&unknown, &mut Registry::new()).unwrap_err();
         assert_eq!(error.metric, "checkz");
-        // The transitional entry point gives the same thresholds from the spec.
-        let spec: LoadTestSpec =
-            serde_yaml_ng::from_str("thresholds: {checks: ['rate>0.9', 'rate<1']}").unwrap();
-        assert_eq!(
-            Thresholds::compile(&spec, &mut Registry::new()).list.len(),
-            2
-        );
     }
 }

@@ -45,6 +45,13 @@ pub fn compile_spec(spec: &LoadTestSpec, options: &Options) -> Result<Test, Vec<
     build(spec)
 }
 
+/// Builds the model of a spec validated earlier, without validating it again: a run that
+/// started under an older release keeps its spec, and checks added since must not turn it
+/// invalid halfway. Values the model cannot parse are still problems.
+pub fn compile_validated(spec: &LoadTestSpec) -> Result<Test, Vec<Problem>> {
+    build(spec)
+}
+
 /// Builds the model of a validated spec. A value the builders cannot parse is a problem (a
 /// gap between validation and the model), never a default.
 fn build(spec: &LoadTestSpec) -> Result<Test, Vec<Problem>> {

@@ -4,9 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use stampede_crds::Scenario as ManifestScenario;
 use stampede_crds::model::Test;
-use stampede_crds::model::scenario::{self, Scenario};
+use stampede_crds::model::scenario::Scenario;
 
 use super::plan::{ScenarioPlan, VuStep};
 use super::segment::ExecutionSegment;
@@ -33,21 +32,6 @@ impl TestPlan {
                 .map(|scenario| (scenario.name.clone(), ScenarioPlan::new(scenario, segment)))
                 .collect(),
         }
-    }
-
-    /// Transitional, for callers that still hold manifest scenarios (the operator, until it
-    /// plans from `stampede_crds::model::compile`): plans the scenarios of
-    /// `stampede_crds::validate::effective_scenarios` of a *validated* spec. A scenario that
-    /// does not compile — which validation rules out — is left out of the plan.
-    pub fn new(
-        scenarios: &BTreeMap<String, ManifestScenario>,
-        segment: &ExecutionSegment,
-    ) -> TestPlan {
-        let compiled: Vec<Scenario> = scenarios
-            .iter()
-            .filter_map(|(name, manifest)| scenario::build(name, manifest).ok())
-            .collect();
-        TestPlan::for_scenarios(&compiled, segment)
     }
 
     /// The segment the plan is for.
@@ -175,7 +159,8 @@ impl TestPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stampede_crds::{Executor, Stage};
+    use stampede_crds::model::scenario;
+    use stampede_crds::{Executor, Scenario as ManifestScenario, Stage};
 
     /// Compiles manifest scenarios into the model, as a run does.
     fn compiled(scenarios: &BTreeMap<String, ManifestScenario>) -> Vec<Scenario> {
@@ -273,17 +258,5 @@ mod tests {
         assert_eq!(empty.peak_vus(), 0);
         assert_eq!(empty.total_duration(), Duration::ZERO);
         assert_eq!(empty.runners_needed(10), 1);
-    }
-
-    #[test]
-    fn the_transitional_entry_plans_manifest_scenarios() {
-        let scenarios = BTreeMap::from([("a".to_string(), constant_vus(10, "10s", "5s"))]);
-        let plan = TestPlan::new(&scenarios, &ExecutionSegment::full());
-        assert_eq!(
-            plan.scenario("a").map(ScenarioPlan::start_time),
-            Some(secs(5))
-        );
-        assert_eq!(plan.total_duration(), secs(15));
-        assert_eq!(plan.peak_vus(), 10);
     }
 }
