@@ -143,20 +143,11 @@ fn start_run(
     let plan = match plan::plan(test, policy) {
         Ok(plan) => plan,
         Err(error) => {
-            let message = error.to_string();
-            return Decision {
-                status: Some(advance::invalid(test, status, &message, now)),
-                events: vec![Notice {
-                    warning: true,
-                    reason: "Invalid".into(),
-                    note: message,
-                }],
-                delete: superseded
-                    .then_some(Deletion::RunObjects { keep: None })
-                    .into_iter()
-                    .collect(),
-                ..Decision::default()
-            };
+            let mut decision = invalid(test, status, &error.to_string(), now);
+            if superseded {
+                decision.delete.push(Deletion::RunObjects { keep: None });
+            }
+            return decision;
         }
     };
     let started = advance::new_run(test, status, &plan, now);
