@@ -96,6 +96,13 @@ pub struct LoadTestStatus {
     pub message: Option<String>,
 }
 
+impl LoadTestStatus {
+    /// The condition of type `kind` (`Complete`, `Passed`), if set.
+    pub fn condition(&self, kind: &str) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.type_ == kind)
+    }
+}
+
 /// The plan of one run, decided once when the run started: what its runner Job is built from.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -178,9 +178,7 @@ const NO_VERDICT_YET: &str = "the run has not finished";
 
 fn run_started(status: &LoadTestStatus) -> Option<Timestamp> {
     status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == CONDITION_COMPLETE)
+        .condition(CONDITION_COMPLETE)
         .map(|c| c.last_transition_time.0)
 }
 
@@ -595,9 +593,7 @@ mod tests {
 
     fn condition<'a>(status: &'a LoadTestStatus, kind: &str) -> &'a Condition {
         status
-            .conditions
-            .iter()
-            .find(|c| c.type_ == kind)
+            .condition(kind)
             .unwrap_or_else(|| panic!("no {kind} condition in {:?}", status.conditions))
     }
 

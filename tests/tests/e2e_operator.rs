@@ -156,6 +156,20 @@ impl World {
         }
     }
 
+    /// Waits until the LoadTest runs and its runners have sent requests.
+    async fn wait_running_with_progress(&self, name: &str) -> LoadTestStatus {
+        self.wait_status(
+            name,
+            Duration::from_secs(60),
+            "Running with progress",
+            |s| {
+                s.phase == Some(Phase::Running)
+                    && s.progress.as_ref().is_some_and(|p| p.http_reqs > 0)
+            },
+        )
+        .await
+    }
+
     /// The reports of run `run` of `name` (left in place by `cleanup: none`).
     async fn reports(&self, name: &str, run: i64, runners: u64) -> Vec<RunnerReport> {
         let maps: Api<ConfigMap> = Api::namespaced(self.cluster.client().await, &self.namespace);
@@ -183,9 +197,7 @@ impl World {
 
 fn condition<'a>(status: &'a LoadTestStatus, kind: &str) -> (&'a str, &'a str, &'a str) {
     let c = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == kind)
+        .condition(kind)
         .unwrap_or_else(|| panic!("no {kind} condition in {status:?}"));
     (c.status.as_str(), c.reason.as_str(), c.message.as_str())
 }
@@ -503,17 +515,7 @@ async fn an_operator_restarted_mid_run_completes_it_with_the_right_verdict() {
             json!({"http_req_failed": ["rate<0.01"], "checks": ["rate>0.99"]}),
         ),
     );
-    world
-        .wait_status(
-            "restart",
-            Duration::from_secs(60),
-            "Running with progress",
-            |s| {
-                s.phase == Some(Phase::Running)
-                    && s.progress.as_ref().is_some_and(|p| p.http_reqs > 0)
-            },
-        )
-        .await;
+    world.wait_running_with_progress("restart").await;
     world.operator.restart();
     world.kubectl_wait_complete("restart", "120s");
     let status = world.get("restart").await.status.unwrap();
@@ -543,17 +545,7 @@ async fn an_operator_restarted_mid_run_completes_it_with_the_right_verdict() {
 async fn an_operator_restarted_with_lower_caps_finishes_the_running_test_as_planned() {
     let mut world = World::start("caps", 60).await;
     world.apply("caps", steady(4, "8s", 2, json!({"checks": ["rate>0.99"]})));
-    let running = world
-        .wait_status(
-            "caps",
-            Duration::from_secs(60),
-            "Running with progress",
-            |s| {
-                s.phase == Some(Phase::Running)
-                    && s.progress.as_ref().is_some_and(|p| p.http_reqs > 0)
-            },
-        )
-        .await;
+    let running = world.wait_running_with_progress("caps").await;
     assert_eq!(running.plan.as_ref().map(|p| p.runners), Some(2));
     assert_eq!(condition(&running, "Passed").0, "Unknown", "no verdict yet");
     // Caps the running test does not fit, and another default image.

@@ -184,9 +184,7 @@ fn image(job: &Job) -> &str {
 
 fn condition(status: &LoadTestStatus, kind: &str) -> (String, String) {
     status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == kind)
+        .condition(kind)
         .map(|c| (c.status.clone(), c.reason.clone()))
         .unwrap_or_default()
 }

@@ -58,9 +58,7 @@ fn policy() -> Policy {
 
 fn condition<'a>(status: &'a LoadTestStatus, kind: &str) -> &'a Condition {
     status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == kind)
+        .condition(kind)
         .unwrap_or_else(|| panic!("no {kind} condition in {:?}", status.conditions))
 }
 
