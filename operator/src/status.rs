@@ -6,7 +6,7 @@ use stampede_crds::status::{
     CheckCounts, Progress, StepStatus, SummaryStatus, ThresholdStatus, TrendStats,
 };
 use stampede_runner::metrics::snapshot::Trend;
-use stampede_runner::metrics::{Metric, Value};
+use stampede_runner::metrics::{Metric, Snapshot, Value};
 use stampede_runner::summary::{Summary, format_ms};
 use stampede_runner::thresholds::ThresholdResult;
 
@@ -30,18 +30,18 @@ pub mod reason {
     pub const RUNNING: &str = "Running";
 }
 
+/// The fraction of failed requests (0 before any request).
+fn failed_rate(metrics: &Snapshot) -> f64 {
+    metrics
+        .metric(Metric::HttpReqFailed)
+        .and_then(Value::rate)
+        .unwrap_or(0.0)
+}
+
 fn rate(value: Option<&Value>) -> (u64, u64) {
     match value {
         Some(Value::Rate { passes, total }) => (*passes, *total),
         _ => (0, 0),
-    }
-}
-
-fn fraction((passes, total): (u64, u64)) -> f64 {
-    if total == 0 {
-        0.0
-    } else {
-        passes as f64 / total as f64
     }
 }
 
@@ -83,7 +83,7 @@ pub fn summary_status(summary: &Summary) -> SummaryStatus {
         } else {
             0.0
         },
-        failed_rate: round(fraction(rate(metrics.metric(Metric::HttpReqFailed))), 6),
+        failed_rate: round(failed_rate(metrics), 6),
         iterations: metrics.count(Metric::Iterations.name()) as i64,
         dropped_iterations: metrics.count(Metric::DroppedIterations.name()) as i64,
         checks: CheckCounts {
@@ -152,7 +152,7 @@ pub fn average_rps(summary: &Summary) -> f64 {
 /// request rate, `total` the planned length.
 pub fn progress(summary: &Summary, vus: i64, rps: f64, total_seconds: f64) -> Progress {
     let metrics = &summary.metrics;
-    let failed_rate = fraction(rate(metrics.metric(Metric::HttpReqFailed)));
+    let failed_rate = failed_rate(metrics);
     let p95 = metrics
         .trend(Metric::HttpReqDuration.name())
         .map_or(0.0, |t| t.percentile(95.0));

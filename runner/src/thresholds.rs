@@ -187,9 +187,7 @@ pub fn aggregate(value: &Value, aggregation: Aggregation, run_seconds: f64) -> O
             0.0
         }),
         (Value::Gauge { value, .. }, Aggregation::Value) => Some(*value),
-        (Value::Rate { passes, total }, Aggregation::Rate) => {
-            (*total > 0).then(|| *passes as f64 / *total as f64)
-        }
+        (rate @ Value::Rate { .. }, Aggregation::Rate) => rate.rate(),
         (Value::Trend(trend), Aggregation::Avg) => Some(trend.avg()),
         (Value::Trend(trend), Aggregation::Min) => Some(trend.min_or_zero()),
         (Value::Trend(trend), Aggregation::Max) => Some(trend.max_or_zero()),

@@ -462,10 +462,10 @@ impl PreparedRun {
                         });
                     }
                     let snapshot = shards.snapshot();
-                    let failed_rate = match snapshot.metric(Metric::HttpReqFailed) {
-                        Some(Value::Rate { passes, total }) if *total > 0 => *passes as f64 / *total as f64,
-                        _ => 0.0,
-                    };
+                    let failed_rate = snapshot
+                        .metric(Metric::HttpReqFailed)
+                        .and_then(Value::rate)
+                        .unwrap_or(0.0);
                     last_line = ProgressLine {
                         elapsed,
                         total,

@@ -163,6 +163,15 @@ impl Value {
         }
     }
 
+    /// A rate's fraction of non-zero samples (`passes / total`); None for other kinds and for a
+    /// rate without samples (k6 shows no value for it).
+    pub fn rate(&self) -> Option<f64> {
+        match self {
+            Value::Rate { passes, total } if *total > 0 => Some(*passes as f64 / *total as f64),
+            _ => None,
+        }
+    }
+
     /// Whether any sample was recorded.
     pub fn has_samples(&self) -> bool {
         match self {
@@ -270,6 +279,11 @@ impl Snapshot {
     /// The value of a series key.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.values.get(key)
+    }
+
+    /// The fraction of a rate series (see [`Value::rate`]).
+    pub fn rate(&self, key: &str) -> Option<f64> {
+        self.get(key).and_then(Value::rate)
     }
 
     /// The root value of a metric.

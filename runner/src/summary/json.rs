@@ -59,11 +59,7 @@ pub fn export_json(summary: &Summary) -> Json {
                 json!({"value": value, "min": min, "max": max})
             }
             Value::Rate { passes, total } => {
-                let rate = if *total > 0 {
-                    Some(*passes as f64 / *total as f64)
-                } else {
-                    None
-                };
+                let rate = value.rate();
                 json!({"rate": rate, "passes": passes, "fails": total - passes})
             }
             Value::Trend(trend) => Json::Object(trend_values(trend, &summary.trend_stats)),

@@ -7,9 +7,9 @@ mod text;
 
 use serde::{Deserialize, Serialize};
 
+use crate::metrics::Snapshot;
 use crate::metrics::registry::canonical_key;
 use crate::metrics::snapshot::Trend;
-use crate::metrics::{Snapshot, Value};
 use crate::thresholds::ThresholdResult;
 
 pub use format::{format_bytes, format_ms, format_number, is_time_key};
@@ -95,13 +95,10 @@ impl Summary {
                 if requests == 0.0 {
                     return None;
                 }
-                let failed_rate = match self.metrics.get(&canonical_key("http_req_failed", &filter))
-                {
-                    Some(Value::Rate { passes, total }) if *total > 0 => {
-                        *passes as f64 / *total as f64
-                    }
-                    _ => 0.0,
-                };
+                let failed_rate = self
+                    .metrics
+                    .rate(&canonical_key("http_req_failed", &filter))
+                    .unwrap_or(0.0);
                 let duration = self
                     .metrics
                     .trend(&canonical_key("http_req_duration", &filter));

@@ -178,11 +178,7 @@ fn render(key: &str, value: &Value, summary: &Summary, seconds: f64) -> String {
             )
         }
         Value::Rate { passes, total } => {
-            let rate = if *total > 0 {
-                *passes as f64 / *total as f64
-            } else {
-                0.0
-            };
+            let rate = value.rate().unwrap_or(0.0);
             format!("{:.2}%  {passes} out of {total}", rate * 100.0)
         }
         Value::Trend(trend) => trend_line(key, trend, &summary.trend_stats),
