@@ -357,6 +357,7 @@ mod tests {
         let results = vec![
             ThresholdResult {
                 metric: "http_req_duration".into(),
+                series: "http_req_duration".into(),
                 threshold: "p(95) < 500".into(),
                 value: Some(512.3),
                 ok: false,
@@ -365,6 +366,7 @@ mod tests {
             },
             ThresholdResult {
                 metric: "checks".into(),
+                series: "checks".into(),
                 threshold: "rate>0.99".into(),
                 value: Some(1.0),
                 ok: true,

@@ -34,6 +34,10 @@ pub struct Threshold {
 pub struct ThresholdResult {
     /// Metric key as written.
     pub metric: String,
+    /// The canonical series key it was evaluated on (`http_req_duration{name:login}`); empty
+    /// in results written before it was recorded.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub series: String,
     /// Expression as written.
     pub threshold: String,
     /// Observed value of the aggregation (None when the metric had no value, e.g. an empty rate).
@@ -133,6 +137,7 @@ impl Thresholds {
                 let has_samples = value.is_some_and(Value::has_samples);
                 let mut result = ThresholdResult {
                     metric: threshold.metric.clone(),
+                    series: threshold.series.clone(),
                     threshold: threshold.source.clone(),
                     value: None,
                     ok: true,

@@ -5,7 +5,7 @@ mod common;
 
 use common::{Demo, load, manifest, run_against};
 use stampede_runner::metrics::{Metric, Value};
-use stampede_runner::summary::{SUMMARY_SCHEMA, export_json};
+use stampede_runner::summary::{SUMMARY_SCHEMA, export_json, write_text};
 
 fn rate(outcome: &stampede_runner::engine::RunOutcome, key: &str) -> (u64, u64) {
     match outcome.summary.metrics.get(key) {
@@ -79,6 +79,20 @@ fn failing_thresholds_give_exit_code_99_and_passing_ones_0() {
     ));
     let outcome = run_against(&passing, &demo.base_url());
     assert_eq!(outcome.exit_code, 0, "{:?}", outcome.summary.thresholds);
+    // k6 lists the sub-metric a threshold names under its metric; the series key comes with
+    // the threshold's result.
+    assert_eq!(
+        outcome.summary.thresholds[0].series,
+        "http_req_duration{name:slow}"
+    );
+    let mut text = Vec::new();
+    write_text(&outcome.summary, false, &mut text).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    assert!(
+        text.lines()
+            .any(|line| line.trim_start().starts_with("{ name:slow }")),
+        "{text}"
+    );
 }
 
 #[test]

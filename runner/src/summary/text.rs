@@ -128,14 +128,14 @@ fn sub_metrics_to_show(summary: &Summary, metric: Metric) -> Vec<String> {
         ));
     }
     for result in &summary.thresholds {
-        if let Some((name, _)) = result.metric.split_once('{')
-            && name == metric.name()
-            && let Ok(parsed) = stampede_crds::threshold::parse_metric_key(&result.metric)
+        // The canonical series key the threshold was evaluated on, recorded with its result.
+        if result
+            .series
+            .split_once('{')
+            .is_some_and(|(name, _)| name == metric.name())
+            && !keys.contains(&result.series)
         {
-            let key = canonical_key(name, &parsed.tags);
-            if !keys.contains(&key) {
-                keys.push(key);
-            }
+            keys.push(result.series.clone());
         }
     }
     keys
