@@ -244,6 +244,14 @@ fn value(name: &str, value: String) -> EnvVar {
     }
 }
 
+/// The runner container of a runner Job (its only container).
+pub fn runner_container(job: &Job) -> Option<&Container> {
+    job.spec
+        .as_ref()
+        .and_then(|spec| spec.template.spec.as_ref())
+        .and_then(|pod| pod.containers.first())
+}
+
 /// The Indexed Job of the run: N pods (`completions = parallelism = N`, no retries — a failed
 /// runner fails the run), each running `stampede agent` with its index from the Job.
 pub fn job(run: Run<'_>) -> Job {

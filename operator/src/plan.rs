@@ -7,12 +7,13 @@
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Container, ResourceRequirements};
+use k8s_openapi::api::core::v1::ResourceRequirements;
 use stampede_crds::LoadTest;
 use stampede_crds::status::{LoadTestStatus, RunPlanStatus};
 use stampede_runner::schedule::ExecutionSegment;
 
 use crate::compiled::{self, CompiledTest};
+use crate::desired;
 use crate::policy::Policy;
 
 /// How one run is spread over runners.
@@ -252,9 +253,7 @@ pub fn recover(
     let Some(runners) = runners else {
         return plan_compiled(test, &compiled, policy);
     };
-    let container: Option<&Container> = job_spec
-        .and_then(|spec| spec.template.spec.as_ref())
-        .and_then(|pod| pod.containers.first());
+    let container = job.and_then(desired::runner_container);
     let (image, resources) = match container {
         Some(container) => (
             container

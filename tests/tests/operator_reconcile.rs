@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use stampede_crds::LoadTest;
 use stampede_crds::status::{LoadTestStatus, Phase};
 use stampede_operator::controller::{Context, reconcile};
+use stampede_operator::desired::runner_container;
 use stampede_operator::policy::Policy;
 use stampede_operator::telemetry::Telemetry;
 use stampede_runner::metrics::snapshot::Trend;
@@ -169,17 +170,9 @@ fn measured(runner: u64, state: RunnerState) -> RunnerReport {
 }
 
 fn image(job: &Job) -> &str {
-    job.spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0]
-        .image
-        .as_deref()
-        .unwrap()
+    runner_container(job)
+        .and_then(|container| container.image.as_deref())
+        .expect("the runner container names its image")
 }
 
 fn condition(status: &LoadTestStatus, kind: &str) -> (String, String) {

@@ -15,7 +15,7 @@ use stampede_runner::report::{RunnerReport, RunnerState};
 use stampede_runner::summary::SecondPoint;
 
 use super::*;
-use crate::desired::Owned;
+use crate::desired::{Owned, runner_container};
 use crate::policy::Policy;
 
 /// A whole second, so `metav1.Time` round trips are exact.
@@ -127,17 +127,9 @@ fn jobs(decision: &Decision) -> Vec<&Job> {
 }
 
 fn image(job: &Job) -> &str {
-    job.spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0]
-        .image
-        .as_deref()
-        .unwrap()
+    runner_container(job)
+        .and_then(|container| container.image.as_deref())
+        .expect("the runner container names its image")
 }
 
 fn config_maps(decision: &Decision) -> Vec<String> {
