@@ -8,6 +8,7 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use stampede_crds::LoadTest;
+use stampede_crds::model::summary::TrendColumn;
 use stampede_crds::status::{
     CONDITION_COMPLETE, CONDITION_PASSED, LoadTestStatus, Phase, ResultRef, RunnerCounts,
 };
@@ -35,6 +36,8 @@ pub struct ActiveRun<'a> {
     pub plan: &'a RunPlan,
     /// The test's thresholds.
     pub thresholds: &'a Thresholds,
+    /// The summary's trend columns.
+    pub trend_stats: &'a [TrendColumn],
 }
 
 /// What the operator sees of a run now.
@@ -374,7 +377,7 @@ pub fn advance(run: &ActiveRun<'_>, current: &LoadTestStatus, observation: &Obse
             }
             let merged = merge_reports(
                 test.metadata.name.as_deref().unwrap_or_default(),
-                None,
+                run.trend_stats,
                 &reports,
             );
             let vus = reports.iter().map(|r| r.vus).sum();
@@ -447,7 +450,7 @@ fn finish(
 ) -> Step {
     let test = run.test;
     let name = test.metadata.name.clone().unwrap_or_default();
-    let mut merged = merge_reports(&name, test.spec.summary_trend_stats.as_deref(), reports);
+    let mut merged = merge_reports(&name, run.trend_stats, reports);
     merged.thresholds = run
         .thresholds
         .evaluate(&merged.metrics, merged.seconds(), true);
@@ -668,6 +671,7 @@ mod tests {
             test,
             plan: &plan,
             thresholds: &compiled.thresholds,
+            trend_stats: &compiled.model.summary_trend_stats,
         };
         super::advance(&run, status, observation)
     }

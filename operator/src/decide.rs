@@ -204,6 +204,7 @@ fn drive(
         test,
         plan: &plan,
         thresholds: &compiled.thresholds,
+        trend_stats: &compiled.model.summary_trend_stats,
     };
     let step = advance::advance(
         &active,

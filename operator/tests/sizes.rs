@@ -587,6 +587,7 @@ fn a_100_runner_soak_keeps_the_loadtest_and_every_report_within_budget() {
         test: &test,
         plan: &run_plan,
         thresholds: &compiled.thresholds,
+        trend_stats: &compiled.model.summary_trend_stats,
     };
     let running = advance::advance(&active, &provisioning, &observe(T0 + 10, ready)).status;
     assert_eq!(running.phase, Some(Phase::Running));

@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::Snapshot;
-use crate::summary::{DEFAULT_TREND_STATS, SecondPoint, Summary};
+use stampede_crds::model::summary::TrendColumn;
+
+use crate::summary::{SecondPoint, Summary};
 
 /// The ConfigMap key a report is stored under.
 pub const REPORT_KEY: &str = "report.json";
@@ -178,7 +180,7 @@ pub fn merge_series(reports: &[&RunnerReport]) -> Vec<SecondPoint> {
 /// end-of-test rules).
 pub fn merge_reports(
     name: &str,
-    trend_stats: Option<&[String]>,
+    trend_stats: &[TrendColumn],
     reports: &[&RunnerReport],
 ) -> Summary {
     let mut metrics: Option<Snapshot> = None;
@@ -211,12 +213,7 @@ pub fn merge_reports(
         }),
         thresholds: Vec::new(),
         series: merge_series(reports),
-        trend_stats: trend_stats.map(<[String]>::to_vec).unwrap_or_else(|| {
-            DEFAULT_TREND_STATS
-                .iter()
-                .map(|s| (*s).to_string())
-                .collect()
-        }),
+        trend_stats: trend_stats.to_vec(),
         steps: first_with(|r| &r.steps),
         checks: first_with(|r| &r.checks),
         aborted,
@@ -292,7 +289,7 @@ mod tests {
         let a = report(0, &(1..=100).map(f64::from).collect::<Vec<_>>(), 100.0);
         let b = report(1, &(101..=200).map(f64::from).collect::<Vec<_>>(), 100.0);
         let c = report(2, &(201..=300).map(f64::from).collect::<Vec<_>>(), 100.0);
-        let merged = merge_reports("t", None, &[&a, &b, &c]);
+        let merged = merge_reports("t", &TrendColumn::defaults(), &[&a, &b, &c]);
         assert_eq!(merged.metrics.count("http_reqs"), 300.0);
         let trend = merged.metrics.trend("http_req_duration").expect("trend");
         assert_eq!(trend.count(), 300);

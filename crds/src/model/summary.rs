@@ -62,6 +62,38 @@ pub struct TrendColumn {
     pub stat: TrendStat,
 }
 
+impl TrendColumn {
+    /// A column as k6 writes it (`p(99.9)`), its label kept as written.
+    pub fn parse(label: &str) -> Result<TrendColumn, TrendStatError> {
+        Ok(TrendColumn {
+            label: label.to_string(),
+            stat: TrendStat::parse(label)?,
+        })
+    }
+
+    /// k6's default columns.
+    pub fn defaults() -> Vec<TrendColumn> {
+        DEFAULT_TREND_STATS
+            .iter()
+            .filter_map(|label| TrendColumn::parse(label).ok())
+            .collect()
+    }
+}
+
+/// On the wire (a result, a report) a column is its label, as `summaryTrendStats` writes it.
+impl serde::Serialize for TrendColumn {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.label)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TrendColumn {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let label = String::deserialize(deserializer)?;
+        TrendColumn::parse(&label).map_err(serde::de::Error::custom)
+    }
+}
+
 /// The summary's trend columns of a validated spec: `summaryTrendStats`, or k6's default.
 pub fn compile(spec: &LoadTestSpec) -> Result<Vec<TrendColumn>, Vec<Problem>> {
     let labels: Vec<&str> = match &spec.summary_trend_stats {
@@ -72,11 +104,8 @@ pub fn compile(spec: &LoadTestSpec) -> Result<Vec<TrendColumn>, Vec<Problem>> {
     let mut columns = Vec::new();
     let mut problems = Vec::new();
     for (index, label) in labels.into_iter().enumerate() {
-        match TrendStat::parse(label) {
-            Ok(stat) => columns.push(TrendColumn {
-                label: label.to_string(),
-                stat,
-            }),
+        match TrendColumn::parse(label) {
+            Ok(column) => columns.push(column),
             Err(error) => problems.push(Problem::new(path.index(index), error.to_string())),
         }
     }
@@ -100,6 +129,21 @@ mod tests {
         assert!(TrendStat::parse("p(101)").is_err());
         assert!(TrendStat::parse("p95").is_err());
         assert!(TrendStat::parse("Avg").is_err());
+    }
+
+    #[test]
+    fn a_column_travels_as_its_label_and_a_bad_one_is_refused() {
+        let columns: Vec<TrendColumn> = serde_json::from_str(r#"["p( 99 )", "count"]"#).unwrap();
+        assert_eq!(columns[0].stat, TrendStat::Percentile(99.0));
+        assert_eq!(
+            serde_json::to_string(&columns).unwrap(),
+            r#"["p( 99 )","count"]"#
+        );
+        let error = serde_json::from_str::<Vec<TrendColumn>>(r#"["mode"]"#).unwrap_err();
+        assert!(
+            error.to_string().contains("not a trend statistic"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use stampede_crds::LoadTest;
+use stampede_crds::model::summary::TrendColumn;
 use stampede_crds::model::{self, Test};
 use stampede_crds::spec::LoadTestSpec;
 use stampede_crds::validate::{self, Problem};
@@ -284,7 +285,7 @@ pub struct PreparedRun {
     test_tags: Vec<(String, String)>,
     options: RunOptions,
     name: String,
-    trend_stats: Vec<String>,
+    trend_stats: Vec<TrendColumn>,
     stop: CancellationToken,
     abort_reason: AbortReasons,
     live: LiveView,
@@ -671,11 +672,7 @@ fn prepare(
         test_tags,
         options,
         name: test.metadata.name.clone().unwrap_or_default(),
-        trend_stats: compiled
-            .summary_trend_stats
-            .iter()
-            .map(|column| column.label.clone())
-            .collect(),
+        trend_stats: compiled.summary_trend_stats.clone(),
         stop: CancellationToken::new(),
         abort_reason: AbortReasons::default(),
         live,

@@ -2,7 +2,7 @@
 //! with every metric's values, checks, steps, thresholds, the time series and the verdict.
 
 use serde_json::{Map, Value as Json, json};
-use stampede_crds::model::summary::TrendStat;
+use stampede_crds::model::summary::{TrendColumn, TrendStat};
 
 use super::Summary;
 use super::format::is_time_key;
@@ -12,19 +12,27 @@ use crate::metrics::registry::canonical_key;
 /// The JSON Schema of the exported summary, checked in at `runner/summary.schema.json`.
 pub const SUMMARY_SCHEMA: &str = include_str!("../../summary.schema.json");
 
-fn trend_values(trend: &crate::metrics::snapshot::Trend, stats: &[String]) -> Map<String, Json> {
+fn trend_values(
+    trend: &crate::metrics::snapshot::Trend,
+    columns: &[TrendColumn],
+) -> Map<String, Json> {
+    // Like k6's export, count and p(99) are always there besides the summary's columns.
+    let always = [
+        ("count", TrendStat::Count),
+        ("p(99)", TrendStat::Percentile(99.0)),
+    ];
     let mut values = Map::new();
-    for stat in stats.iter().map(String::as_str).chain(["count", "p(99)"]) {
-        let value = match TrendStat::parse(stat) {
-            Ok(TrendStat::Avg) => trend.avg(),
-            Ok(TrendStat::Min) => trend.min_or_zero(),
-            Ok(TrendStat::Med) => trend.percentile(50.0),
-            Ok(TrendStat::Max) => trend.max_or_zero(),
-            Ok(TrendStat::Count) => trend.count() as f64,
-            Ok(TrendStat::Percentile(p)) => trend.percentile(p),
-            Err(_) => 0.0,
+    let columns = columns.iter().map(|c| (c.label.as_str(), c.stat));
+    for (label, stat) in columns.chain(always) {
+        let value = match stat {
+            TrendStat::Avg => trend.avg(),
+            TrendStat::Min => trend.min_or_zero(),
+            TrendStat::Med => trend.percentile(50.0),
+            TrendStat::Max => trend.max_or_zero(),
+            TrendStat::Count => trend.count() as f64,
+            TrendStat::Percentile(p) => trend.percentile(p),
         };
-        values.insert(stat.to_string(), json!(value));
+        values.insert(label.to_string(), json!(value));
     }
     values
 }

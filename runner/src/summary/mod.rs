@@ -11,6 +11,7 @@ use crate::metrics::Snapshot;
 use crate::metrics::registry::canonical_key;
 use crate::metrics::snapshot::Trend;
 use crate::thresholds::ThresholdResult;
+use stampede_crds::model::summary::TrendColumn;
 
 pub use format::{format_bytes, format_ms, format_number, is_time_key};
 pub use json::{SUMMARY_SCHEMA, export_json};
@@ -59,7 +60,7 @@ pub struct Summary {
     #[serde(default)]
     pub series: Vec<SecondPoint>,
     /// Trend statistics to print (`summaryTrendStats`).
-    pub trend_stats: Vec<String>,
+    pub trend_stats: Vec<TrendColumn>,
     /// Step names in flow order, for the per-step table.
     #[serde(default)]
     pub steps: Vec<String>,

@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 use stampede_crds::metrics::MetricType;
-use stampede_crds::model::summary::TrendStat;
+use stampede_crds::model::summary::{TrendColumn, TrendStat};
 
 use super::Summary;
 use super::format::{format_bytes, format_ms, format_number, is_time_key};
@@ -185,7 +185,7 @@ fn render(key: &str, value: &Value, summary: &Summary, seconds: f64) -> String {
     }
 }
 
-fn trend_line(key: &str, trend: &Trend, stats: &[String]) -> String {
+fn trend_line(key: &str, trend: &Trend, columns: &[TrendColumn]) -> String {
     let show = |ms: f64| {
         if is_time_key(key) {
             format_ms(ms)
@@ -193,12 +193,10 @@ fn trend_line(key: &str, trend: &Trend, stats: &[String]) -> String {
             format_number(ms)
         }
     };
-    stats
+    columns
         .iter()
-        .map(|stat| {
-            // Labels come from a compiled test; an unknown one (in a summary read from
-            // elsewhere) shows p(0).
-            let value = match TrendStat::parse(stat).unwrap_or(TrendStat::Percentile(0.0)) {
+        .map(|column| {
+            let value = match column.stat {
                 TrendStat::Avg => show(trend.avg()),
                 TrendStat::Min => show(trend.min_or_zero()),
                 TrendStat::Med => show(trend.percentile(50.0)),
@@ -206,7 +204,7 @@ fn trend_line(key: &str, trend: &Trend, stats: &[String]) -> String {
                 TrendStat::Count => trend.count().to_string(),
                 TrendStat::Percentile(p) => show(trend.percentile(p)),
             };
-            format!("{stat}={value}")
+            format!("{}={value}", column.label)
         })
         .collect::<Vec<_>>()
         .join(" ")
