@@ -434,18 +434,18 @@ fn caps_lowered_after_a_restart_the_running_test_finishes_with_its_recorded_plan
     assert_eq!(decision.requeue, None);
 }
 
+/// The decision when every runner of `test`'s running run has finished (at T0 + 50).
+fn finish(test: &LoadTest) -> Decision {
+    decide(test, &running(test), &finished_reports(T0 + 50), &policy())
+}
+
 #[test]
 fn cleanup_follows_the_spec() {
     for (cleanup, deletes) in [("runners", true), ("none", false), ("onSuccess", true)] {
         let mut spec = spec();
         spec["cleanup"] = json!(cleanup);
         let test = loadtest_with(spec, 1);
-        let decision = decide(
-            &test,
-            &running(&test),
-            &finished_reports(T0 + 50),
-            &policy(),
-        );
+        let decision = finish(&test);
         assert_eq!(
             decision.delete == [Deletion::RunObjects { keep: None }],
             deletes,
@@ -458,12 +458,7 @@ fn cleanup_follows_the_spec() {
     spec["cleanup"] = json!("onSuccess");
     spec["thresholds"] = json!({"http_req_duration": ["p(95)<1"]});
     let test = loadtest_with(spec, 1);
-    let decision = decide(
-        &test,
-        &running(&test),
-        &finished_reports(T0 + 50),
-        &policy(),
-    );
+    let decision = finish(&test);
     assert_eq!(decision.status.and_then(|s| s.phase), Some(Phase::Failed));
     assert!(decision.delete.is_empty());
 }
@@ -473,12 +468,7 @@ fn a_finished_run_waits_for_its_ttl_then_deletes_the_loadtest() {
     let mut spec = spec();
     spec["ttlSecondsAfterFinished"] = json!(60);
     let test = loadtest_with(spec, 1);
-    let finishing = decide(
-        &test,
-        &running(&test),
-        &finished_reports(T0 + 50),
-        &policy(),
-    );
+    let finishing = finish(&test);
     assert_eq!(finishing.requeue, Some(Duration::from_secs(61)));
     let done = finishing.status.expect("the verdict");
     assert_eq!(done.completion_time, Some(Time(at(T0 + 50))));
@@ -501,12 +491,7 @@ fn a_zero_ttl_deletes_the_loadtest_right_after_the_clean_up() {
     let mut spec = spec();
     spec["ttlSecondsAfterFinished"] = json!(0);
     let test = loadtest_with(spec, 1);
-    let decision = decide(
-        &test,
-        &running(&test),
-        &finished_reports(T0 + 50),
-        &policy(),
-    );
+    let decision = finish(&test);
     assert_eq!(
         decision.delete,
         [Deletion::RunObjects { keep: None }, Deletion::LoadTest]
