@@ -26,7 +26,8 @@ use regex::Regex;
 use serde_json_path::JsonPath;
 use thiserror::Error;
 
-use crate::template::{self, Reference, Segment, TemplateError, column_at, did_you_mean};
+use crate::suggest::did_you_mean;
+use crate::template::{self, Reference, Segment, TemplateError, column_at};
 
 /// How deeply parentheses, lists and `!` may nest; bounds the parser's and evaluator's
 /// recursion so a hostile manifest cannot overflow the stack.
@@ -706,7 +707,7 @@ impl Parser<'_> {
             let fix = match name.as_str() {
                 "and" | "AND" => "join conditions with &&".to_string(),
                 "or" | "OR" => "join alternatives with ||".to_string(),
-                _ => match did_you_mean(name, WORD_OPERATORS) {
+                _ => match did_you_mean(name, WORD_OPERATORS.iter().copied()) {
                     Some(operator) => format!("did you mean \"{operator}\"?"),
                     None => OPERATOR_FORMS.to_string(),
                 },
@@ -827,19 +828,20 @@ impl Parser<'_> {
                     column_at(self.text, token.start)
                 });
                 let compiled =
-                    JsonPath::parse(&path).map_err(|error| ExprError::InvalidJsonPath {
-                        path: path.clone(),
+                    crate::jsonpath::parse(&path).map_err(|error| ExprError::InvalidJsonPath {
+                        path: crate::jsonpath::shown(&path),
                         column,
-                        message: error.to_string(),
+                        message: error.detail(),
                     })?;
                 Operand::Json(Box::new(compiled))
             }
             _ => {
                 let fix = if name == "not" {
                     "negate with !, e.g. !(status == 500)".to_string()
-                } else if let Some(suggestion) = did_you_mean(name, OPERAND_NAMES) {
+                } else if let Some(suggestion) = did_you_mean(name, OPERAND_NAMES.iter().copied()) {
                     format!("did you mean \"{suggestion}\"?")
-                } else if let Some(suggestion) = did_you_mean(name, WORD_OPERATORS) {
+                } else if let Some(suggestion) = did_you_mean(name, WORD_OPERATORS.iter().copied())
+                {
                     format!("\"{suggestion}\" is an operator and goes between two operands")
                 } else {
                     format!("to read a variable write ${{{name}}}; {OPERAND_FORMS}")

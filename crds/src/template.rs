@@ -7,11 +7,16 @@
 //!
 //! A literal `$` directly followed by a reference cannot be written (`$${x}` is the escape);
 //! put the `$` in the variable's value instead.
+//!
+//! Calls are parsed and checked here but evaluated by the [`Resolve`] a template renders with:
+//! this crate has no clock or random source (the runner's engine evaluates them).
 
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 
 use thiserror::Error;
+
+use crate::suggest::did_you_mean;
 
 /// Names of the builtin references (`${vu}`, `${iter}`, ...). A capture may not use them.
 pub const BUILTINS: &[&str] = &["vu", "iter", "iterationInTest", "scenario", "runner"];
@@ -260,66 +265,15 @@ pub enum RenderError {
 /// Supplies the values of references when a template renders.
 pub trait Resolve {
     /// The value of `reference`, or `None` when it has none (rendering then fails with
-    /// [`RenderError::Unresolved`]). Called for every reference, function calls included;
-    /// wrap a resolver in [`WithCalls`] to have calls evaluated for it.
+    /// [`RenderError::Unresolved`]). Called for every reference, function calls included:
+    /// this crate has no clock or random source, so the resolver evaluates [`Call`]s (the
+    /// runner's does, with the VU's random source and the system clock).
     fn resolve(&mut self, reference: &Reference) -> Option<Cow<'_, str>>;
 }
 
 impl<R: Resolve + ?Sized> Resolve for &mut R {
     fn resolve(&mut self, reference: &Reference) -> Option<Cow<'_, str>> {
         (**self).resolve(reference)
-    }
-}
-
-/// A resolver that evaluates function calls itself (with `rng`) and asks `inner` for every
-/// other reference. It reuses one buffer for call results, so rendering allocates nothing
-/// beyond the output string.
-pub struct WithCalls<R, G> {
-    /// The resolver for variables, env, data, setup values and builtins.
-    pub inner: R,
-    /// The random source for `random`, `randomString`, `uuid` and `pick`: each call returns 64
-    /// uniformly random bits.
-    pub rng: G,
-    call_output: String,
-}
-
-impl<R, G> WithCalls<R, G>
-where
-    R: Resolve,
-    G: FnMut() -> u64,
-{
-    /// Wraps `inner`, evaluating calls with `rng`.
-    pub fn new(inner: R, rng: G) -> WithCalls<R, G> {
-        WithCalls {
-            inner,
-            rng,
-            call_output: String::new(),
-        }
-    }
-}
-
-impl<R: fmt::Debug, G> fmt::Debug for WithCalls<R, G> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WithCalls")
-            .field("inner", &self.inner)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<R, G> Resolve for WithCalls<R, G>
-where
-    R: Resolve,
-    G: FnMut() -> u64,
-{
-    fn resolve(&mut self, reference: &Reference) -> Option<Cow<'_, str>> {
-        match reference {
-            Reference::Call(call) => {
-                self.call_output.clear();
-                write_call(call, &mut self.rng, &mut self.call_output);
-                Some(Cow::Borrowed(&self.call_output))
-            }
-            other => self.inner.resolve(other),
-        }
     }
 }
 
@@ -481,7 +435,7 @@ impl Reference {
                     .to_string()
             }
             Reference::Call(_) => {
-                "function calls are evaluated by wrapping the resolver in template::WithCalls"
+                "function calls are evaluated by the runner; this is a Stampede bug, please report it"
                     .to_string()
             }
         }
@@ -803,57 +757,6 @@ pub(crate) fn column_at(text: &str, offset: usize) -> usize {
         + 1
 }
 
-/// The candidate closest to `name` (ignoring case, allowing a typo or two), if any is close
-/// enough to be a likely intent.
-pub(crate) fn did_you_mean(name: &str, candidates: &[&'static str]) -> Option<&'static str> {
-    if let Some(exact) = candidates
-        .iter()
-        .find(|candidate| candidate.eq_ignore_ascii_case(name))
-    {
-        return Some(exact);
-    }
-    let name: Vec<char> = name.to_ascii_lowercase().chars().collect();
-    let limit = if name.len() <= 3 { 1 } else { 2 };
-    candidates
-        .iter()
-        .filter_map(|candidate| {
-            let candidate_chars: Vec<char> = candidate.to_ascii_lowercase().chars().collect();
-            if candidate_chars.len().abs_diff(name.len()) > limit {
-                return None;
-            }
-            let distance = edit_distance(&name, &candidate_chars);
-            (distance <= limit).then_some((distance, *candidate))
-        })
-        .min_by_key(|&(distance, _)| distance)
-        .map(|(_, candidate)| candidate)
-}
-
-/// Optimal string alignment distance: insertions, deletions, substitutions and adjacent
-/// transpositions (so `stauts` is one edit from `status`).
-fn edit_distance(a: &[char], b: &[char]) -> usize {
-    let width = b.len() + 1;
-    let mut rows = vec![0usize; (a.len() + 1) * width];
-    for i in 0..=a.len() {
-        rows[i * width] = i;
-    }
-    for (j, cell) in rows.iter_mut().take(width).enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (rows[(i - 1) * width + j] + 1)
-                .min(rows[i * width + j - 1] + 1)
-                .min(rows[(i - 1) * width + j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(rows[(i - 2) * width + j - 2] + 1);
-            }
-            rows[i * width + j] = best;
-        }
-    }
-    rows[a.len() * width + b.len()]
-}
-
 struct ReferenceParser<'t, 'a> {
     text: &'a str,
     tokens: &'t [Token<'a>],
@@ -972,7 +875,8 @@ impl<'a> ReferenceParser<'_, 'a> {
                         builtin.name(),
                         builtin.name()
                     )
-                } else if let Some(suggestion) = did_you_mean(namespace, NAMESPACES) {
+                } else if let Some(suggestion) = did_you_mean(namespace, NAMESPACES.iter().copied())
+                {
                     format!(
                         "did you mean \"{suggestion}\"? write {}",
                         namespace_usage(suggestion)
@@ -1045,7 +949,7 @@ impl<'a> ReferenceParser<'_, 'a> {
                     "{name} is a builtin, not a function: write ${{{}}}",
                     builtin.name()
                 )
-            } else if let Some(suggestion) = did_you_mean(name, FUNCTIONS) {
+            } else if let Some(suggestion) = did_you_mean(name, FUNCTIONS.iter().copied()) {
                 format!("did you mean \"{suggestion}\"?")
             } else {
                 format!("the functions are {}", FUNCTIONS.join(", "))
@@ -1267,116 +1171,6 @@ fn reference_inside(reference: &Reference) -> String {
     format!("\"{reference}\"")
 }
 
-/// Evaluates a function call with `rng` (64 uniformly random bits per call) and the system
-/// clock.
-pub fn evaluate_call(call: &Call, rng: &mut impl FnMut() -> u64) -> String {
-    let mut output = String::new();
-    write_call(call, rng, &mut output);
-    output
-}
-
-/// Like [`evaluate_call`], appending to `output` (no allocation beyond its growth).
-pub fn write_call(call: &Call, rng: &mut impl FnMut() -> u64, output: &mut String) {
-    match call {
-        Call::Random { min, max } => {
-            let span = (i128::from(*max) - i128::from(*min) + 1) as u128;
-            let offset = scale(rng(), span);
-            let _ = write!(output, "{}", i128::from(*min) + offset as i128);
-        }
-        Call::RandomString(length) => {
-            const ALPHABET: &[u8; 62] =
-                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-            output.reserve(*length);
-            for _ in 0..*length {
-                let index = scale(rng(), ALPHABET.len() as u128) as usize;
-                output.push(char::from(ALPHABET[index % ALPHABET.len()]));
-            }
-        }
-        Call::Uuid => write_uuid_v4(rng(), rng(), output),
-        Call::Now => {
-            let _ = write!(output, "{}", unix_millis_now());
-        }
-        Call::Timestamp => write_rfc3339_millis(unix_millis_now(), output),
-        Call::Pick(choices) => {
-            let index = scale(rng(), choices.len() as u128) as usize;
-            if let Some(choice) = choices.get(index) {
-                output.push_str(choice);
-            }
-        }
-    }
-}
-
-/// Maps 64 random bits onto `0..span` (`span` <= 2^64) by multiply-and-shift, which avoids
-/// the division of `%` and is as uniform.
-fn scale(random: u64, span: u128) -> u128 {
-    (u128::from(random) * span) >> 64
-}
-
-/// Writes a version 4 UUID (8-4-4-4-12 lowercase hex) made from 128 random bits.
-pub fn write_uuid_v4(high: u64, low: u64, output: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut bytes = [0u8; 16];
-    bytes[..8].copy_from_slice(&high.to_be_bytes());
-    bytes[8..].copy_from_slice(&low.to_be_bytes());
-    bytes[6] = (bytes[6] & 0x0f) | 0x40; // version 4
-    bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
-    output.reserve(36);
-    for (index, byte) in bytes.iter().enumerate() {
-        if matches!(index, 4 | 6 | 8 | 10) {
-            output.push('-');
-        }
-        output.push(char::from(HEX[usize::from(byte >> 4)]));
-        output.push(char::from(HEX[usize::from(byte & 0x0f)]));
-    }
-}
-
-/// Milliseconds since the Unix epoch by the system clock (0 if the clock is before 1970).
-pub fn unix_millis_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-        })
-}
-
-/// Writes `millis` since the Unix epoch as RFC 3339 UTC with milliseconds, e.g.
-/// `2024-02-29T23:59:59.999Z`.
-pub fn write_rfc3339_millis(millis: i64, output: &mut String) {
-    const MILLIS_PER_DAY: i64 = 86_400_000;
-    let days = millis.div_euclid(MILLIS_PER_DAY);
-    let millis_of_day = millis.rem_euclid(MILLIS_PER_DAY);
-    let (year, month, day) = civil_from_days(days);
-    let seconds_of_day = millis_of_day / 1000;
-    let _ = write!(
-        output,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        seconds_of_day / 3600,
-        seconds_of_day / 60 % 60,
-        seconds_of_day % 60,
-        millis_of_day % 1000,
-    );
-}
-
-/// The proleptic Gregorian (year, month, day) of a count of days since 1970-01-01
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let shifted = days + 719_468; // days since 0000-03-01, so leap days end each cycle year
-    let era = shifted.div_euclid(146_097);
-    let day_of_era = shifted.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -1417,18 +1211,6 @@ mod tests {
         match parse(text) {
             Ok(template) => panic!("{text}: expected an error, parsed {template:?}"),
             Err(error) => error,
-        }
-    }
-
-    fn counter_rng() -> impl FnMut() -> u64 {
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        move || {
-            // splitmix64: deterministic, well spread bits for tests
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
         }
     }
 
@@ -1766,91 +1548,13 @@ mod tests {
                 .to_string()
                 .contains("set HOST in spec.env")
         );
-    }
-
-    #[test]
-    fn with_calls_evaluates_calls_and_delegates_the_rest() {
-        let template = parse("${vu}:${random(1, 6)}:${randomString(5)}:${pick('x')}").unwrap();
-        let mut resolver = WithCalls::new(MapResolver::new(&[("${vu}", "3")]), counter_rng());
-        let rendered = template.render(&mut resolver).unwrap();
-        let parts: Vec<&str> = rendered.split(':').collect();
-        assert_eq!(parts[0], "3");
-        let roll: i64 = parts[1].parse().unwrap();
-        assert!((1..=6).contains(&roll), "{roll}");
-        assert_eq!(parts[2].len(), 5);
-        assert!(parts[2].chars().all(|c| c.is_ascii_alphanumeric()));
-        assert_eq!(parts[3], "x");
-        let missing = parse("${iter}").unwrap().render(&mut resolver).unwrap_err();
-        assert!(missing.to_string().contains("${iter}"));
-    }
-
-    #[test]
-    fn random_covers_its_whole_range_and_extremes() {
-        let mut rng = counter_rng();
-        let mut seen = [false; 3];
-        for _ in 0..200 {
-            let value: i64 = evaluate_call(&Call::Random { min: -1, max: 1 }, &mut rng)
-                .parse()
-                .unwrap();
-            seen[(value + 1) as usize] = true;
-        }
-        assert_eq!(seen, [true; 3]);
-        let full = Call::Random {
-            min: i64::MIN,
-            max: i64::MAX,
-        };
-        assert_eq!(evaluate_call(&full, &mut || 0), i64::MIN.to_string());
-        assert_eq!(evaluate_call(&full, &mut || u64::MAX), i64::MAX.to_string());
-        assert_eq!(
-            evaluate_call(&Call::Random { min: 5, max: 5 }, &mut || u64::MAX),
-            "5"
-        );
-    }
-
-    #[test]
-    fn pick_uses_every_choice() {
-        let call = Call::Pick(vec!["a".into(), "b".into(), "c".into()]);
-        let mut rng = counter_rng();
-        let picked: std::collections::HashSet<String> =
-            (0..100).map(|_| evaluate_call(&call, &mut rng)).collect();
-        assert_eq!(picked.len(), 3);
-    }
-
-    #[test]
-    fn uuid_has_version_and_variant_bits() {
-        let uuid = evaluate_call(&Call::Uuid, &mut || u64::MAX);
-        assert_eq!(uuid, "ffffffff-ffff-4fff-bfff-ffffffffffff");
-        let uuid = evaluate_call(&Call::Uuid, &mut || 0);
-        assert_eq!(uuid, "00000000-0000-4000-8000-000000000000");
-        let mut words = [0x0123_4567_89ab_cdefu64, 0xfedc_ba98_7654_3210].into_iter();
-        let uuid = evaluate_call(&Call::Uuid, &mut || words.next().unwrap_or(0));
-        assert_eq!(uuid, "01234567-89ab-4def-bedc-ba9876543210");
-    }
-
-    #[test]
-    fn formats_rfc3339_timestamps() {
-        let format = |millis| {
-            let mut text = String::new();
-            write_rfc3339_millis(millis, &mut text);
-            text
-        };
-        assert_eq!(format(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(format(951_782_400_000), "2000-02-29T00:00:00.000Z");
-        assert_eq!(format(1_709_251_199_999), "2024-02-29T23:59:59.999Z");
-        assert_eq!(format(-86_400_000), "1969-12-31T00:00:00.000Z");
-        assert_eq!(format(-1), "1969-12-31T23:59:59.999Z");
-        assert_eq!(format(253_402_300_799_000), "9999-12-31T23:59:59.000Z");
-    }
-
-    #[test]
-    fn now_and_timestamp_use_the_clock() {
-        let now: i64 = evaluate_call(&Call::Now, &mut || 0).parse().unwrap();
-        assert!(now > 1_700_000_000_000, "{now}");
-        let timestamp = evaluate_call(&Call::Timestamp, &mut || 0);
-        assert_eq!(timestamp.len(), "2024-02-29T23:59:59.999Z".len());
+        let error = parse("${uuid()}")
+            .unwrap()
+            .render(&mut MapResolver::new(&[]))
+            .unwrap_err();
         assert!(
-            timestamp.ends_with('Z') && timestamp.starts_with("20"),
-            "{timestamp}"
+            error.to_string().contains("evaluated by the runner"),
+            "{error}"
         );
     }
 
@@ -1888,13 +1592,5 @@ mod tests {
         assert!(!is_reserved("token"));
         assert!(is_valid_name("_a1") && !is_valid_name("1a") && !is_valid_name("a-b"));
         assert!(is_valid_data_name("a-b") && !is_valid_data_name("") && !is_valid_data_name("-a"));
-    }
-
-    #[test]
-    fn suggestions_tolerate_typos_but_not_noise() {
-        assert_eq!(did_you_mean("stauts", &["status", "body"]), Some("status"));
-        assert_eq!(did_you_mean("STATUS", &["status"]), Some("status"));
-        assert_eq!(did_you_mean("bdy", &["body"]), Some("body"));
-        assert_eq!(did_you_mean("zebra", &["status", "body"]), None);
     }
 }

@@ -16,8 +16,9 @@ use crate::expr::{self, Expr};
 use crate::flow::{self as wire, SleepSpec};
 use crate::path::FieldPath;
 use crate::spec::{Defaults, LoadTestSpec};
+use crate::suggest::suggestion;
 use crate::template::{self, Reference, Template};
-use crate::validate::{Problem, suggestion};
+use crate::validate::Problem;
 
 pub use json::{JsonNode, JsonObject, JsonTemplate, JsonTemplateError};
 
@@ -803,12 +804,12 @@ fn compile_capture(
     let source = match capture.sources().as_slice() {
         ["json"] => {
             let text = capture.json.as_deref().unwrap_or_default();
-            match JsonPath::parse(text) {
+            match crate::jsonpath::parse(text) {
                 Ok(parsed) => Some(CaptureSource::Json(parsed)),
                 Err(error) => {
                     problems.push(Problem::new(
                         path.key("json"),
-                        format!("{text:?} is not an RFC 9535 JSONPath ({error}); write e.g. $.session_id or $.items[0].id"),
+                        crate::jsonpath::problem(text, &error),
                     ));
                     None
                 }

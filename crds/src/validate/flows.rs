@@ -542,11 +542,11 @@ fn check_capture(
         ),
     }
     if let Some(json_path) = &capture.json
-        && let Err(error) = serde_json_path::JsonPath::parse(json_path)
+        && let Err(error) = crate::jsonpath::parse(json_path)
     {
         problems.push(
             path.key("json"),
-            format!("{json_path:?} is not an RFC 9535 JSONPath ({error}); write e.g. $.session_id or $.items[0].id"),
+            crate::jsonpath::problem(json_path, &error),
         );
     }
     match &capture.regex {
