@@ -17,9 +17,54 @@ pub const CHART_CRD_PATH: &str = "charts/stampede/crds/loadtest.yaml";
 /// The command that regenerates both files.
 pub const REGENERATE: &str = "cargo run -q -p stampede-runner -- crd > crds/loadtest.yaml && cp crds/loadtest.yaml charts/stampede/crds/loadtest.yaml";
 
-/// The LoadTest CRD object.
+/// The LoadTest CRD object, every string of its spec bounded by [`max_length`].
 pub fn definition() -> CustomResourceDefinition {
-    LoadTest::crd()
+    let crd = LoadTest::crd();
+    let Ok(mut value) = serde_json::to_value(&crd) else {
+        return crd;
+    };
+    if let Some(spec) = value.pointer_mut("/spec/versions/0/schema/openAPIV3Schema/properties/spec")
+    {
+        bound_strings(spec, "spec");
+    }
+    serde_json::from_value(value).unwrap_or(crd)
+}
+
+/// The `maxLength` of a spec string field named `field`: a Kubernetes API server refuses longer
+/// values before the operator sees them (and a bounded string keeps the CEL cost estimate low).
+/// Bodies and inline data may be large; names become metric tags and stay short.
+pub fn max_length(field: &str) -> u64 {
+    match field {
+        "body" | "csv" | "rows" => 1024 * 1024,
+        "url" | "baseUrl" => 8192,
+        "json" => crate::jsonpath::MAX_LENGTH as u64,
+        "name" | "group" | "flow" => 256,
+        _ => 4096,
+    }
+}
+
+/// Adds `maxLength` to every string schema under `schema` that has none, enum or not (`field`
+/// is the property the schema belongs to; map values and list items keep their parent's).
+fn bound_strings(schema: &mut serde_json::Value, field: &str) {
+    let Some(node) = schema.as_object_mut() else {
+        return;
+    };
+    if node.get("type").and_then(|t| t.as_str()) == Some("string")
+        && !node.contains_key("maxLength")
+        && !node.contains_key("enum")
+    {
+        node.insert("maxLength".into(), max_length(field).into());
+    }
+    if let Some(properties) = node.get_mut("properties").and_then(|p| p.as_object_mut()) {
+        for (name, child) in properties.iter_mut() {
+            bound_strings(child, name);
+        }
+    }
+    for key in ["additionalProperties", "items"] {
+        if let Some(child) = node.get_mut(key) {
+            bound_strings(child, field);
+        }
+    }
 }
 
 /// The LoadTest CRD as YAML, exactly as checked in under `crds/`.

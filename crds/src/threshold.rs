@@ -1,5 +1,5 @@
 //! Threshold rules in k6 syntax: `"p(95)<500"` strings, `{threshold, abortOnFail, delayAbortEval}`
-//! objects, and `metric{tag:value}` keys — parsed into typed expressions (k6 `metrics/thresholds.go`).
+//! objects (with our `passWithoutData`), and `metric{tag:value}` keys — parsed into typed expressions (k6 `metrics/thresholds.go`).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -28,6 +28,11 @@ pub struct DetailedThreshold {
     /// Do not abort before this much of the test has run (e.g. `10s`), so early noise is ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_abort_eval: Option<String>,
+    /// Pass when the metric got no samples at all (a trend or rate nobody recorded, e.g. a step
+    /// behind an `if` that never ran). By default such a threshold fails with "no data": a
+    /// target that never answered must not pass the gate.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pass_without_data: bool,
 }
 
 impl ThresholdRule {
@@ -42,6 +47,11 @@ impl ThresholdRule {
     /// Whether the rule aborts the test when it fails.
     pub fn abort_on_fail(&self) -> bool {
         matches!(self, ThresholdRule::Detailed(d) if d.abort_on_fail)
+    }
+
+    /// Whether the rule passes when its metric got no samples.
+    pub fn pass_without_data(&self) -> bool {
+        matches!(self, ThresholdRule::Detailed(d) if d.pass_without_data)
     }
 
     /// The abort delay text, if any.

@@ -35,6 +35,8 @@ pub struct Rule {
     pub abort_on_fail: bool,
     /// Do not abort before this much of the test has run (zero when not written).
     pub delay_abort_eval: Duration,
+    /// Pass when the metric got no samples (`passWithoutData`); otherwise "no data" fails.
+    pub pass_without_data: bool,
 }
 
 /// Parses every threshold of a validated spec, in key order.
@@ -78,6 +80,7 @@ pub fn compile(spec: &LoadTestSpec) -> Result<Vec<MetricThresholds>, Vec<Problem
                     expr,
                     abort_on_fail: rule.abort_on_fail(),
                     delay_abort_eval,
+                    pass_without_data: rule.pass_without_data(),
                 });
             }
         }

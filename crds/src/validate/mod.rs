@@ -3,6 +3,7 @@
 
 mod data;
 mod flows;
+mod limits;
 mod scenarios;
 mod thresholds;
 
@@ -13,6 +14,7 @@ use std::time::Duration;
 use crate::duration;
 use crate::path::FieldPath;
 use crate::spec::{LoadTest, LoadTestSpec};
+pub(crate) use crate::suggest::suggestion;
 
 pub use scenarios::effective_scenarios;
 
@@ -99,6 +101,7 @@ fn validate_spec_into(
     let names = flows::check(spec, &scenarios, &env, &tables, path, problems);
     thresholds::check(spec, &scenarios, &names, path, problems);
     data::check_runners_and_summary(spec, path, problems);
+    limits::check(spec, path, problems);
 }
 
 /// Collects problems while validating.
@@ -128,31 +131,6 @@ impl Problems {
             }
         }
     }
-}
-
-/// The closest candidate to `word`, if one is close enough to be a likely typo.
-pub fn did_you_mean<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
-    candidates
-        .into_iter()
-        .map(|candidate| {
-            (
-                strsim::damerau_levenshtein(&word.to_lowercase(), &candidate.to_lowercase()),
-                candidate,
-            )
-        })
-        .filter(|(distance, candidate)| *distance <= (candidate.len().max(word.len()) / 3).max(2))
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, candidate)| candidate)
-}
-
-/// ` (did you mean "x"?)` or nothing.
-pub(crate) fn suggestion<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
-    did_you_mean(word, candidates)
-        .map(|best| format!(" (did you mean {best:?}?)"))
-        .unwrap_or_default()
 }
 
 /// A comma-separated, quoted list for messages.

@@ -233,10 +233,33 @@ fn missing_name_and_relative_url_without_base() {
 }
 
 #[test]
-fn did_you_mean_picks_close_words_only() {
-    assert_eq!(
-        did_you_mean("sesion", ["session", "token"]),
-        Some("session")
+fn values_over_the_crds_limits_are_problems_with_the_limit() {
+    let long_name = "n".repeat(300);
+    let flows: String = (0..65)
+        .map(|i| format!("    f{i}: [{{sleep: 1s}}]\n"))
+        .collect();
+    let yaml = format!(
+        "apiVersion: stampede.dev/v1alpha1\nkind: LoadTest\nmetadata: {{name: big}}\nspec:\n  defaults: {{baseUrl: \"http://127.0.0.1:8080\"}}\n  flows:\n    default: [{{name: {long_name}, request: {{url: /}}}}]\n{flows}"
     );
-    assert_eq!(did_you_mean("zzz", ["session", "token"]), None);
+    let found = problems(&yaml);
+    assert!(
+        found.contains(
+            &"spec.flows.default[0].name: is 300 characters long; the CRD allows at most 256 (a Kubernetes API server refuses it)"
+                .to_string()
+        ),
+        "{found:#?}"
+    );
+    assert!(
+        found.contains(
+            &"spec.flows: has 66 entries; the CRD allows at most 64 (a Kubernetes API server refuses it)"
+                .to_string()
+        ),
+        "{found:#?}"
+    );
+    // The CRD carries the same limits.
+    let crd = serde_json::to_value(crate::crd::definition()).unwrap();
+    let step_name = crd
+        .pointer("/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/flows/additionalProperties/items/properties/name/maxLength");
+    assert_eq!(step_name, Some(&serde_json::json!(256)));
+    assert!(problems(VALID).is_empty());
 }

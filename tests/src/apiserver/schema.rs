@@ -524,7 +524,8 @@ fn check_string(schema: &Value, text: &str, path: &str, base: &str) -> Option<Fi
     if let Some(max) = unsigned(schema, "maxLength")
         && length > max
     {
-        let detail = format!("may not be longer than {max}");
+        // kube-openapi counts characters (runes); apimachinery's TooLong says "bytes" all the same.
+        let detail = format!("may not be more than {max} bytes");
         return Some(without_value(path, ErrorType::TooLong, &detail));
     }
     if let Some(min) = unsigned(schema, "minLength")
@@ -1567,7 +1568,10 @@ mod tests {
     fn string_length_limits() {
         let error = only_error(json!({"type": "string", "maxLength": 5}), json!("abcdef"));
         assert_eq!(error.reason, "FieldValueTooLong");
-        assert_eq!(error.message, "spec.x: Too long: may not be longer than 5");
+        assert_eq!(
+            error.message,
+            "spec.x: Too long: may not be more than 5 bytes"
+        );
         let error = only_error(json!({"type": "string", "minLength": 3}), json!("ab"));
         assert_eq!(
             error.message,
@@ -1730,7 +1734,7 @@ mod tests {
             messages(&schema, &object),
             vec![
                 r#"spec.mode: Unsupported value: "c": supported values: "a", "b""#,
-                "spec.name: Too long: may not be longer than 3",
+                "spec.name: Too long: may not be more than 3 bytes",
                 "spec.replicas: Invalid value: 0: spec.replicas in body should be greater than or equal to 1",
             ]
         );
@@ -1808,7 +1812,7 @@ mod tests {
                 .map(|e| e.message.as_str())
                 .collect::<Vec<_>>(),
             vec![
-                "spec.name: Too long: may not be longer than 3",
+                "spec.name: Too long: may not be more than 3 bytes",
                 "<nil>: Invalid value: null: some validation rules were not checked because \
                  the object was invalid; correct the existing errors to complete validation",
             ]
@@ -1935,7 +1939,7 @@ mod tests {
     #[test]
     fn invalid_message_with_one_and_several_errors() {
         let required = without_value("spec.a", ErrorType::Required, "");
-        let too_long = without_value("spec.b", ErrorType::TooLong, "may not be longer than 2");
+        let too_long = without_value("spec.b", ErrorType::TooLong, "may not be more than 2 bytes");
         assert_eq!(
             invalid_message(
                 "LoadTest",
@@ -1952,7 +1956,7 @@ mod tests {
                 "smoke",
                 &[required.clone(), too_long, required]
             ),
-            r#"LoadTest.stampede.dev "smoke" is invalid: [spec.a: Required value, spec.b: Too long: may not be longer than 2]"#
+            r#"LoadTest.stampede.dev "smoke" is invalid: [spec.a: Required value, spec.b: Too long: may not be more than 2 bytes]"#
         );
         assert_eq!(
             invalid_message("ConfigMap", "", "c", &[]),
