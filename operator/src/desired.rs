@@ -14,7 +14,7 @@ use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Resource;
 use stampede_crds::LoadTest;
-use stampede_runner::agent::env;
+use stampede_runner::cluster::env;
 use stampede_runner::summary::{Summary, export_json, write_text};
 
 use crate::labels::{self, Component};

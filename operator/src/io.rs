@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use stampede_crds::LoadTest;
 use stampede_crds::status::LoadTestStatus;
-use stampede_runner::report::{REPORT_KEY, RunnerReport};
+use stampede_runner::cluster::{REPORT_KEY, RunnerReport};
 
 use crate::advance::Notice;
 use crate::controller::{FIELD_MANAGER, ReconcileError, api_error};

@@ -18,10 +18,10 @@ use stampede_operator::advance::{self, Observation};
 use stampede_operator::compiled::compile_started;
 use stampede_operator::plan::plan;
 use stampede_operator::policy::Policy;
+use stampede_runner::cluster::{RunnerReport, RunnerState, downsample, series_width};
 use stampede_runner::engine::{PreparedRun, RunOptions};
 use stampede_runner::metrics::recorder::{HttpFigures, flush_current_thread};
 use stampede_runner::metrics::{Metric, Registry, SampleTags, Shards, Snapshot};
-use stampede_runner::report::{RunnerReport, RunnerState, downsample, series_width};
 use stampede_runner::summary::SecondPoint;
 
 const RUNNERS: u64 = 100;

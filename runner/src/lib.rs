@@ -1,17 +1,21 @@
-//! The Stampede runner library: manifest loading, the load engine and the demo server.
+//! The Stampede runner library: manifest loading, the load engine, the demo server, and the
+//! runner's cluster side.
 //!
-//! Engine modules never touch the Kubernetes API; only the `agent` / `wait` code will.
+//! The engine modules (`schedule`, `http`, `engine`, `metrics`, `thresholds`, `summary`, with
+//! `manifest` and `exit`) never touch the Kubernetes API. Everything that does — the runner
+//! pod's agent, the report contract with the operator, `stampede wait` and `stampede report` —
+//! lives in [`cluster`], which uses the engine; the engine never uses it.
+//!
+//! The `stampede` binary is `main.rs` with its commands in `cli/`; [`exit::Exit`] holds the
+//! exit codes of all of them.
 
-pub mod agent;
+pub mod cluster;
 pub mod demo;
 pub mod engine;
 pub mod exit;
 pub mod http;
 pub mod manifest;
 pub mod metrics;
-pub mod report;
-pub mod result;
 pub mod schedule;
 pub mod summary;
 pub mod thresholds;
-pub mod wait;

@@ -1,13 +1,21 @@
 //! The `stampede` command: run LoadTests locally, the demo, the demo server, validation, the
-//! CRD, and `wait` for a LoadTest's verdict in a cluster (the agent arrives with the operator).
+//! CRD, and the cluster commands (`wait` for a LoadTest's verdict, `report` its result, and
+//! `agent`, a runner pod's entrypoint). The commands live in `cli/`; this file parses the
+//! command line, prints a command's error once on stderr and exits with its code.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
+use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
-use stampede_crds::validate::Options;
-use stampede_runner::{exit, manifest};
+use stampede_runner::exit::Exit;
+
+mod cli;
+
+use cli::run::Settings;
+use cli::{CommandError, Outcome};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -40,7 +48,8 @@ enum Command {
     /// Run a LoadTest on this machine: progress while it runs, then the summary and verdict
     /// (exit 0 passed, 99 thresholds failed, 104 invalid, 105 interrupted).
     Run(RunArgs),
-    /// Start the built-in demo server on a free loopback port and load-test it (~30 s).
+    /// Start the built-in demo server on a free loopback port and load-test it (~30 s; exit
+    /// codes as `stampede run`'s).
     Demo {
         /// Summary details.
         #[arg(long, value_enum, default_value_t = SummaryMode::Compact)]
@@ -62,8 +71,8 @@ enum Command {
         #[arg(short, long)]
         namespace: Option<String>,
         /// Give up after this long (e.g. 30m, 90s); default: wait as long as it takes.
-        #[arg(long, value_name = "DURATION")]
-        timeout: Option<String>,
+        #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+        timeout: Option<Duration>,
     },
     /// Print the merged summary of a LoadTest's last finished run in a cluster (from the
     /// ConfigMap its status.resultRef names), as `stampede run` prints it; exit 0 passed, 99
@@ -83,7 +92,8 @@ enum Command {
     },
     /// Run one runner's part of a LoadTest in a cluster (the runner pods' entrypoint; the
     /// operator's Job sets STAMPEDE_LOADTEST, STAMPEDE_NAMESPACE, STAMPEDE_RUN, STAMPEDE_RUNNERS,
-    /// STAMPEDE_REPORTS and JOB_COMPLETION_INDEX). Exit 0 unless the runner itself failed.
+    /// STAMPEDE_REPORTS and JOB_COMPLETION_INDEX). Exit 0 unless the runner itself failed (1),
+    /// 2 outside a runner pod.
     Agent,
     /// Serve the demo API (shop, trading, reservations, concert queue, httpbin-style endpoints).
     DemoServer {
@@ -124,57 +134,96 @@ struct RunArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Refuse a test that needs more VUs than this at once on this machine (each takes 8-20 KiB).
+    #[arg(long, value_name = "N", default_value_t = stampede_runner::engine::DEFAULT_MAX_VUS)]
+    max_vus: u64,
     /// Do not show progress.
     #[arg(short, long)]
     quiet: bool,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            // clap prints help and --version on stdout, its errors on stderr.
+            let _ = error.print();
+            return parse_failure_exit(&error).into();
+        }
+    };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let code = match cli.command {
-        Command::Validate { files, env, quiet } => validate(&files, &env, quiet, &mut out),
-        Command::Crd => match write!(out, "{}", stampede_crds::crd::yaml()) {
-            Ok(()) => exit::OK,
-            Err(_) => 1,
-        },
-        Command::Run(args) => run::run_file(&args.file, &run::Settings::from(&args), &mut out),
+    let result = execute(cli.command, &mut out);
+    let _ = out.flush();
+    match result {
+        Ok(outcome) => {
+            for warning in &outcome.warnings {
+                eprintln!("{warning}");
+            }
+            outcome.exit.into()
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            error.exit().into()
+        }
+    }
+}
+
+/// Runs a command, its normal output to `out`.
+fn execute(command: Command, out: &mut impl Write) -> Result<Outcome, CommandError> {
+    match command {
+        Command::Validate { files, env, quiet } => cli::check::validate(&files, &env, quiet, out),
+        Command::Crd => cli::check::crd(out),
+        Command::Run(args) => cli::run::run_file(&args.file, &Settings::from(&args), out),
         Command::Demo {
             summary_mode,
             summary_export,
             duration_scale,
-        } => run::demo(
-            &run::Settings {
+        } => cli::run::demo(
+            &Settings {
                 full_summary: summary_mode == SummaryMode::Full,
                 summary_export,
                 duration_scale,
-                ..run::Settings::default()
+                ..Settings::default()
             },
-            &mut out,
+            out,
         ),
-        Command::DemoServer { listen } => run::demo_server(listen),
-        Command::Agent => stampede_runner::agent::agent(),
+        Command::DemoServer { listen } => cli::run::demo_server(listen, out),
+        Command::Wait {
+            name,
+            namespace,
+            timeout,
+        } => cli::cluster::wait(&name, namespace, timeout, out),
         Command::Report {
             name,
             namespace,
             full,
             summary_export,
-        } => report(&name, namespace, full, summary_export.as_deref(), &mut out),
-        Command::Wait {
-            name,
-            namespace,
-            timeout,
-        } => wait(&name, namespace, timeout.as_deref(), &mut out),
-    };
-    ExitCode::from(code)
+        } => cli::cluster::report(&name, namespace, full, summary_export.as_deref(), out),
+        Command::Agent => cli::cluster::agent(),
+    }
 }
 
-mod run;
+/// The exit code of a command line clap refused (it has printed why): 0 for `--help` and
+/// `--version`, [`Exit::InvalidConfig`] for a value it could not parse (as the commands' own
+/// checks of values), [`Exit::Usage`] for anything else (an unknown flag, a missing argument).
+fn parse_failure_exit(error: &clap::Error) -> Exit {
+    match error.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => Exit::Ok,
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation => Exit::InvalidConfig,
+        _ => Exit::Usage,
+    }
+}
 
-impl From<&RunArgs> for run::Settings {
+/// `stampede wait --timeout`: a duration as manifests write them.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    stampede_crds::duration::parse(text)
+        .map_err(|error| format!("{error} (write it like 90s, 30m or 1h)"))
+}
+
+impl From<&RunArgs> for Settings {
     fn from(args: &RunArgs) -> Self {
-        run::Settings {
+        Settings {
             env: args.env.clone(),
             summary_export: args.summary_export.clone(),
             full_summary: args.summary_mode == SummaryMode::Full,
@@ -182,155 +231,51 @@ impl From<&RunArgs> for run::Settings {
             execution_segment: args.execution_segment.clone(),
             threads: args.threads,
             quiet: args.quiet,
+            max_vus: args.max_vus,
         }
     }
 }
 
-fn validate(files: &[PathBuf], env: &[String], quiet: bool, out: &mut impl Write) -> u8 {
-    let mut options = Options::default();
-    for pair in env {
-        let name = pair.split_once('=').map_or(pair.as_str(), |(name, _)| name);
-        options.extra_env.insert(name.to_string());
-    }
-    let mut failed = false;
-    for file in files {
-        let result = match manifest::check_file(file, &options) {
-            Ok(report) => report,
-            Err(error) => {
-                failed = true;
-                let _ = writeln!(out, "{error}");
-                continue;
-            }
-        };
-        for diagnostic in &result.diagnostics {
-            let _ = writeln!(out, "{diagnostic}");
-        }
-        if !result.is_valid() {
-            failed = true;
-            let count = result.diagnostics.len();
-            let _ = writeln!(
-                out,
-                "{}: {count} problem{} (exit {})",
-                file.display(),
-                if count == 1 { "" } else { "s" },
-                exit::INVALID_CONFIG
-            );
-        } else if result.tests.is_empty() {
-            failed = true;
-            let _ = writeln!(
-                out,
-                "{}: holds no LoadTest (want apiVersion: {}, kind: LoadTest)",
-                file.display(),
-                manifest::API_VERSION
-            );
-        } else if !quiet {
-            for (test, compiled) in result.tests.iter().zip(&result.compiled) {
-                let scenarios = &compiled.scenarios;
-                let _ = writeln!(
-                    out,
-                    "{}: LoadTest {} is valid ({} scenario{}: {})",
-                    file.display(),
-                    test.metadata.name.as_deref().unwrap_or("?"),
-                    scenarios.len(),
-                    if scenarios.len() == 1 { "" } else { "s" },
-                    scenarios
-                        .iter()
-                        .map(|s| format!("{} [{}]", s.name, s.executor.kind()))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-            }
-        }
-    }
-    if failed {
-        exit::INVALID_CONFIG
-    } else {
-        exit::OK
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
 
-/// `stampede wait`: parses the timeout, connects, follows.
-fn report(
-    name: &str,
-    namespace: Option<String>,
-    full: bool,
-    summary_export: Option<&std::path::Path>,
-    out: &mut impl Write,
-) -> u8 {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            let _ = writeln!(out, "cannot start the runtime: {error}");
-            return exit::FAILURE;
-        }
-    };
-    let summary = runtime.block_on(async {
-        let client = kube::Client::try_default().await.map_err(|error| {
-            format!("cannot reach the cluster (KUBECONFIG or in-cluster config): {error}")
-        })?;
-        let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_string());
-        stampede_runner::result::fetch(client, &namespace, name)
-            .await
-            .map_err(|e| e.to_string())
-    });
-    let summary = match summary {
-        Ok(summary) => summary,
-        Err(message) => {
-            let _ = writeln!(out, "{message}");
-            return exit::FAILURE;
-        }
-    };
-    let _ = stampede_runner::summary::write_text(&summary, full, out);
-    if let Some(path) = summary_export {
-        let json = stampede_runner::summary::export_json(&summary);
-        if let Err(error) = std::fs::write(
-            path,
-            serde_json::to_string_pretty(&json).unwrap_or_default(),
-        ) {
-            let _ = writeln!(out, "--summary-export {}: {error}", path.display());
-        }
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("stampede").chain(args.iter().copied()))
     }
-    if summary.passed() {
-        exit::OK
-    } else {
-        exit::THRESHOLDS_FAILED
-    }
-}
 
-fn wait(name: &str, namespace: Option<String>, timeout: Option<&str>, out: &mut impl Write) -> u8 {
-    let timeout = match timeout.map(stampede_crds::duration::parse) {
-        None => None,
-        Some(Ok(duration)) => Some(duration),
-        Some(Err(error)) => {
-            let _ = writeln!(out, "--timeout: {error} (write it like 90s, 30m or 1h)");
-            return exit::INVALID_CONFIG;
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn wait_timeout_is_a_duration_parsed_by_clap() {
+        match parse(&["wait", "gate", "--timeout", "1m30s"]) {
+            Ok(Cli {
+                command: Command::Wait { timeout, .. },
+            }) => assert_eq!(timeout, Some(Duration::from_secs(90))),
+            other => panic!("not a wait with a timeout: {other:?}"),
         }
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            let _ = writeln!(out, "cannot start the runtime: {error}");
-            return exit::FAILURE;
-        }
-    };
-    runtime.block_on(async {
-        let client = match kube::Client::try_default().await {
-            Ok(client) => client,
-            Err(error) => {
-                let _ = writeln!(
-                    out,
-                    "cannot reach the cluster (KUBECONFIG or in-cluster config): {error}"
-                );
-                return exit::FAILURE;
-            }
-        };
-        let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_string());
-        stampede_runner::wait::follow(client, &namespace, name, timeout, out).await
-    })
+        let error = parse(&["wait", "gate", "--timeout", "soon"]).expect_err("not a duration");
+        assert_eq!(error.kind(), ErrorKind::ValueValidation);
+        assert!(
+            error.to_string().contains("(write it like 90s, 30m or 1h)"),
+            "{error}"
+        );
+        assert_eq!(parse_failure_exit(&error), Exit::InvalidConfig);
+    }
+
+    #[test]
+    fn refused_command_lines_exit_with_usage_or_invalid_config() {
+        let unknown = parse(&["wait", "gate", "--nope"]).expect_err("unknown flag");
+        assert_eq!(parse_failure_exit(&unknown), Exit::Usage);
+        let missing = parse(&["wait"]).expect_err("no name");
+        assert_eq!(parse_failure_exit(&missing), Exit::Usage);
+        let value = parse(&["demo", "--summary-mode", "loud"]).expect_err("no such mode");
+        assert_eq!(parse_failure_exit(&value), Exit::InvalidConfig);
+        let help = parse(&["--help"]).expect_err("help is not a command");
+        assert_eq!(parse_failure_exit(&help), Exit::Ok);
+    }
 }

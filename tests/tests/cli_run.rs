@@ -1,5 +1,5 @@
-//! `stampede run` as a user runs it: exit codes 0 / 99 / 104 / 105, the summary on stdout, and a
-//! first SIGINT that stops gracefully and still prints the summary.
+//! `stampede run` as a user runs it: exit codes 0 / 99 / 104 / 105, the summary on stdout and
+//! errors on stderr, and a first SIGINT that stops gracefully and still prints the summary.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -22,9 +22,16 @@ fn an_invalid_manifest_exits_104_with_the_field_named() {
     );
     let output = stampede(&["run", &path.to_string_lossy()]);
     assert_eq!(output.status.code(), Some(104));
-    assert!(
-        String::from_utf8_lossy(&output.stdout).contains("spec.duration: \"3x\" is not a duration")
+    // An error: on stderr, once, and nothing on stdout.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr
+            .matches("spec.duration: \"3x\" is not a duration")
+            .count(),
+        1,
+        "{stderr}"
     );
+    assert!(output.stdout.is_empty(), "{:?}", output.stdout);
 }
 
 #[test]

@@ -133,11 +133,25 @@ async fn wait_reports_invalid_errored_timeouts_and_missing_tests() {
 
     set_status(&api, json!({"phase": "Running"})).await;
     let output = finish(spawn_wait(&cluster, &ns, &["--timeout", "2s"])).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(
         output.status.code(),
         Some(102),
-        "{}",
+        "{}{stderr}",
         String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(
+        stderr.contains("loadtest/gate: timed out after 2s before the run finished"),
+        "{stderr}"
+    );
+
+    // A --timeout that is not a duration: clap refuses it, as an invalid value (104).
+    let output = finish(spawn_wait(&cluster, &ns, &["--timeout", "soon"])).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(104), "{stderr}");
+    assert!(
+        stderr.contains("(write it like 90s, 30m or 1h)"),
+        "{stderr}"
     );
 
     let output = Command::new(stampede_bin())
@@ -146,6 +160,12 @@ async fn wait_reports_invalid_errored_timeouts_and_missing_tests() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stdout).contains("loadtest \"nope\" not found"));
+    // An error: on stderr, not stdout.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("loadtest \"nope\" not found in namespace"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty(), "{:?}", output.stdout);
     cluster.drop_namespace(&ns).await;
 }

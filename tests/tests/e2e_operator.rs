@@ -20,7 +20,7 @@ use kube::runtime::wait::await_condition;
 use serde_json::{Value, json};
 use stampede_crds::LoadTest;
 use stampede_crds::status::{LoadTestStatus, Phase};
-use stampede_runner::report::{REPORT_KEY, RunnerReport, RunnerState};
+use stampede_runner::cluster::{REPORT_KEY, RunnerReport, RunnerState};
 use stampede_tests::cluster::Cluster;
 use stampede_tests::demo_target::DemoTarget;
 use stampede_tests::operator::OperatorProcess;
@@ -409,7 +409,12 @@ async fn a_failing_threshold_fails_the_run_and_stampede_wait_exits_99() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&report.stdout);
-    assert_eq!(report.status.code(), Some(99), "{text}");
+    assert_eq!(
+        report.status.code(),
+        Some(99),
+        "{text}{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
     assert!(text.contains("✗ 'p(95)<0.001'"), "{text}");
     assert!(text.contains("http_reqs"), "{text}");
     assert!(
@@ -636,7 +641,13 @@ async fn abort_on_fail_stops_every_runner_early() {
         .env("KUBECONFIG", world.cluster.kubeconfig())
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(99));
+    assert_eq!(
+        output.status.code(),
+        Some(99),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -74,8 +74,9 @@ fn every_example_runs_against_the_demo_server() {
         // break latency budgets); anything else is a failure to run.
         if !matches!(code, Some(0) | Some(99)) {
             failures.push(format!(
-                "{name}: exit {code:?}\n{}",
-                String::from_utf8_lossy(&output.stdout)
+                "{name}: exit {code:?}\n{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
             ));
             continue;
         }

@@ -17,9 +17,9 @@ use stampede_operator::controller::{Context, reconcile};
 use stampede_operator::desired::runner_container;
 use stampede_operator::policy::Policy;
 use stampede_operator::telemetry::Telemetry;
+use stampede_runner::cluster::{REPORT_KEY, RunnerReport, RunnerState};
 use stampede_runner::metrics::snapshot::Trend;
 use stampede_runner::metrics::{Registry, Snapshot, Value as MetricValue};
-use stampede_runner::report::{REPORT_KEY, RunnerReport, RunnerState};
 use stampede_tests::apiserver::ApiServer;
 use stampede_tests::cluster::Cluster;
 

@@ -133,11 +133,17 @@ impl DemoServer {
     }
 }
 
-/// For the CLI: serves on `addr` until SIGINT or SIGTERM, printing
-/// `demo server listening on http://...` first, then shuts down gracefully.
-pub async fn run_until_signal(addr: SocketAddr, config: DemoConfig) -> std::io::Result<()> {
+/// For the CLI: serves on `addr` until SIGINT or SIGTERM, writing
+/// `demo server listening on http://...` to `out` first, then shuts down gracefully.
+pub async fn run_until_signal(
+    addr: SocketAddr,
+    config: DemoConfig,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
     let server = DemoServer::start(addr, config).await?;
-    println!("demo server listening on {}", server.base_url());
+    // Flushed at once: whoever started the server reads the URL from this line.
+    writeln!(out, "demo server listening on {}", server.base_url())?;
+    out.flush()?;
     wait_for_signal().await?;
     server.shutdown().await;
     Ok(())

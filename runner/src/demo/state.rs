@@ -116,17 +116,7 @@ pub(crate) fn hex_id() -> String {
 
 /// A random version-4 UUID in its usual text form.
 pub(crate) fn uuid_v4() -> String {
-    let mut v = fastrand::u128(..);
-    v = (v & !(0xf << 76)) | (0x4 << 76); // version 4
-    v = (v & !(0x3 << 62)) | (0x2 << 62); // RFC 4122 variant
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        v >> 96,
-        (v >> 80) & 0xffff,
-        (v >> 64) & 0xffff,
-        (v >> 48) & 0xffff,
-        v & 0xffff_ffff_ffff
-    )
+    crate::engine::calls::uuid_v4(fastrand::u128(..)).to_string()
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The load engine: prepares a LoadTest (data, flows, series, thresholds), runs setup, the
 //! scenarios and teardown on a multi-threaded tokio runtime, and produces the summary.
 
+pub mod calls;
 pub mod cookies;
 pub mod data;
 pub mod executors;
@@ -12,6 +13,6 @@ pub mod shared;
 pub mod vu;
 
 pub use run::{
-    AbortReasons, LiveView, PreparedRun, RunError, RunOptions, RunOutcome, ScenariosRun,
-    build_runtime, run,
+    AbortReasons, DEFAULT_MAX_VUS, LiveView, PreparedRun, RunError, RunOptions, RunOutcome,
+    ScenariosRun, build_runtime, run,
 };

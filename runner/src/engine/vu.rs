@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use stampede_crds::expr::ExprContext;
-use stampede_crds::template::{Builtin, Reference, Resolve, Template, WithCalls};
+use stampede_crds::template::{Builtin, Reference, Resolve, Template};
 
+use super::calls::WithCalls;
 use super::cookies::CookieJar;
 use super::flow::{
     Action, BodyTemplate, CaptureSource, CompiledFlow, CompiledRequest, CompiledStep, JsonTemplate,

@@ -9,7 +9,7 @@ use stampede_crds::LoadTest;
 use crate::summary::Summary;
 
 /// The key of the merged summary in the result ConfigMap.
-pub const RESULT_KEY: &str = "result.json";
+const RESULT_KEY: &str = "result.json";
 
 /// Why the result cannot be shown.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +33,11 @@ pub enum ResultError {
 }
 
 /// Reads the merged summary of LoadTest `name`'s last finished run.
-pub async fn fetch(client: Client, namespace: &str, name: &str) -> Result<Summary, ResultError> {
+pub async fn fetch_result(
+    client: Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Summary, ResultError> {
     let tests: Api<LoadTest> = Api::namespaced(client.clone(), namespace);
     let test = tests.get(name).await.map_err(|source| ResultError::Api {
         what: format!("reading loadtest/{name} in namespace {namespace}"),

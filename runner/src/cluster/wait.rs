@@ -1,5 +1,5 @@
 //! `stampede wait NAME`: follows a LoadTest in the cluster, prints its progress and the final
-//! verdict, and exits with a code a pipeline can gate on. The verdict logic is pure; the watch
+//! verdict, and gives the exit code a pipeline gates on. The verdict logic is pure; the watch
 //! is the I/O edge.
 
 use std::io::Write;
@@ -11,11 +11,11 @@ use kube::runtime::watcher;
 use stampede_crds::LoadTest;
 use stampede_crds::status::{LoadTestStatus, Phase};
 
-use crate::exit;
+use crate::exit::Exit;
 
 /// What a finished run means for a waiting pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+enum Verdict {
     /// Succeeded: every threshold held.
     Passed,
     /// Failed, or aborted by an `abortOnFail` threshold.
@@ -30,13 +30,13 @@ pub enum Verdict {
 
 impl Verdict {
     /// The process exit code.
-    pub fn exit_code(self) -> u8 {
+    fn exit(self) -> Exit {
         match self {
-            Verdict::Passed => exit::OK,
-            Verdict::ThresholdsFailed => exit::THRESHOLDS_FAILED,
-            Verdict::Errored => exit::ERRORED,
-            Verdict::Aborted => exit::ABORTED,
-            Verdict::Invalid => exit::INVALID_CONFIG,
+            Verdict::Passed => Exit::Ok,
+            Verdict::ThresholdsFailed => Exit::ThresholdsFailed,
+            Verdict::Errored => Exit::Errored,
+            Verdict::Aborted => Exit::Aborted,
+            Verdict::Invalid => Exit::InvalidConfig,
         }
     }
 }
@@ -44,7 +44,7 @@ impl Verdict {
 /// The verdict of `status` for the spec at `generation`, or None while that spec's run is not
 /// over. A status that describes an older generation does not count: after `kubectl apply` of
 /// a changed spec, `stampede wait` waits for the new run instead of returning the old verdict.
-pub fn verdict(generation: Option<i64>, status: Option<&LoadTestStatus>) -> Option<Verdict> {
+fn verdict(generation: Option<i64>, status: Option<&LoadTestStatus>) -> Option<Verdict> {
     let status = status?;
     if let (Some(generation), Some(observed)) = (generation, status.observed_generation)
         && observed < generation
@@ -68,7 +68,7 @@ pub fn verdict(generation: Option<i64>, status: Option<&LoadTestStatus>) -> Opti
 }
 
 /// One progress line for a status, like `stampede run` prints.
-pub fn progress_line(status: &LoadTestStatus) -> String {
+fn progress_line(status: &LoadTestStatus) -> String {
     let phase = status.phase.unwrap_or_default();
     let mut line = format!("{phase:?}");
     if let Some(runners) = &status.runners {
@@ -98,7 +98,7 @@ pub fn progress_line(status: &LoadTestStatus) -> String {
 
 /// The end of the wait: thresholds with observed values, per-step figures, the message and
 /// the verdict.
-pub fn final_report(name: &str, status: &LoadTestStatus, verdict: Verdict) -> String {
+fn final_report(name: &str, status: &LoadTestStatus, verdict: Verdict) -> String {
     let mut text = String::new();
     if !status.thresholds.is_empty() {
         text.push_str("  THRESHOLDS\n");
@@ -138,31 +138,92 @@ pub fn final_report(name: &str, status: &LoadTestStatus, verdict: Verdict) -> St
     text
 }
 
-/// Follows LoadTest `name` until its current spec's run is over; prints to `out`; returns the
+/// Why `stampede wait` could not tell a verdict.
+#[derive(Debug, thiserror::Error)]
+pub enum WaitError {
+    /// The LoadTest does not exist.
+    #[error("loadtest \"{name}\" not found in namespace \"{namespace}\"")]
+    NotFound {
+        /// Its name.
+        name: String,
+        /// Its namespace.
+        namespace: String,
+    },
+    /// The LoadTest could not be read.
+    #[error("cannot read loadtest \"{name}\" in namespace \"{namespace}\": {source}")]
+    Read {
+        /// Its name.
+        name: String,
+        /// Its namespace.
+        namespace: String,
+        /// The API's error.
+        source: kube::Error,
+    },
+    /// The watch is not allowed; retrying would not help.
+    #[error(
+        "cannot watch loadtest \"{name}\": {message} — `stampede wait` needs get, list and watch on loadtests.stampede.dev"
+    )]
+    Forbidden {
+        /// Its name.
+        name: String,
+        /// The API's message.
+        message: String,
+    },
+    /// The LoadTest was deleted while it ran.
+    #[error("loadtest/{0} was deleted before it finished")]
+    Deleted(String),
+    /// The watch stream ended (it retries on errors, so this is unexpected).
+    #[error("loadtest/{0}: the watch ended before the run finished")]
+    WatchEnded(String),
+    /// `--timeout` passed first.
+    #[error("loadtest/{name}: timed out after {limit:?} before the run finished")]
+    TimedOut {
+        /// Its name.
+        name: String,
+        /// The `--timeout`.
+        limit: Duration,
+    },
+}
+
+impl WaitError {
+    /// The process exit code: [`Exit::Timeout`] for a timeout, [`Exit::Failure`] otherwise.
+    pub fn exit(&self) -> Exit {
+        match self {
+            WaitError::TimedOut { .. } => Exit::Timeout,
+            WaitError::NotFound { .. }
+            | WaitError::Read { .. }
+            | WaitError::Forbidden { .. }
+            | WaitError::Deleted(_)
+            | WaitError::WatchEnded(_) => Exit::Failure,
+        }
+    }
+}
+
+/// Follows LoadTest `name` until its current spec's run is over, printing its progress and the
+/// final report to `out` (watch errors it retries after go to stderr); returns the verdict's
 /// exit code.
-pub async fn follow(
+pub async fn wait(
     client: kube::Client,
     namespace: &str,
     name: &str,
     timeout: Option<Duration>,
     out: &mut impl Write,
-) -> u8 {
+) -> Result<Exit, WaitError> {
     let api: Api<LoadTest> = Api::namespaced(client, namespace);
     match api.get_opt(name).await {
         Ok(Some(_)) => {}
         Ok(None) => {
-            let _ = writeln!(
-                out,
-                "loadtest \"{name}\" not found in namespace \"{namespace}\""
-            );
-            return exit::FAILURE;
+            return Err(WaitError::NotFound {
+                name: name.to_string(),
+                namespace: namespace.to_string(),
+            });
         }
-        Err(error) => {
-            let _ = writeln!(
-                out,
-                "cannot read loadtest \"{name}\" in namespace \"{namespace}\": {error}"
-            );
-            return exit::FAILURE;
+        Err(source) => {
+            return Err(WaitError::Read {
+                name: name.to_string(),
+                namespace: namespace.to_string(),
+                source,
+            });
         }
     }
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
@@ -172,32 +233,27 @@ pub async fn follow(
         loop {
             let event = match events.try_next().await {
                 Ok(Some(event)) => event,
-                Ok(None) => return exit::FAILURE,
+                Ok(None) => return Err(WaitError::WatchEnded(name.to_string())),
                 // Missing rights never come back by retrying: fail fast, naming them.
                 Err(
                     watcher::Error::InitialListFailed(kube::Error::Api(status))
                     | watcher::Error::WatchStartFailed(kube::Error::Api(status)),
                 ) if status.code == 401 || status.code == 403 => {
-                    let _ = writeln!(
-                        out,
-                        "cannot watch loadtest \"{name}\": {} — `stampede wait` needs get, list and watch on loadtests.stampede.dev",
-                        status.message
-                    );
-                    return exit::FAILURE;
+                    return Err(WaitError::Forbidden {
+                        name: name.to_string(),
+                        message: status.message,
+                    });
                 }
                 // The watcher retries on its own after other errors; report and go on.
                 Err(error) => {
-                    let _ = writeln!(out, "watch error (retrying): {error}");
+                    eprintln!("watch error (retrying): {error}");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }
             };
             let test = match event {
                 watcher::Event::Apply(test) | watcher::Event::InitApply(test) => test,
-                watcher::Event::Delete(_) => {
-                    let _ = writeln!(out, "loadtest/{name} was deleted before it finished");
-                    return exit::FAILURE;
-                }
+                watcher::Event::Delete(_) => return Err(WaitError::Deleted(name.to_string())),
                 watcher::Event::Init | watcher::Event::InitDone => continue,
             };
             if let Some(status) = &test.status {
@@ -212,22 +268,20 @@ pub async fn follow(
             if let Some(verdict) = verdict(test.metadata.generation, test.status.as_ref()) {
                 let status = test.status.unwrap_or_default();
                 let _ = write!(out, "{}", final_report(name, &status, verdict));
-                return verdict.exit_code();
+                return Ok(verdict.exit());
             }
         }
     };
     match timeout {
         None => follow.await,
-        Some(limit) => match tokio::time::timeout(limit, follow).await {
-            Ok(code) => code,
-            Err(_) => {
-                let _ = writeln!(
-                    out,
-                    "loadtest/{name}: timed out after {limit:?} before the run finished"
-                );
-                exit::TIMEOUT
-            }
-        },
+        Some(limit) => tokio::time::timeout(limit, follow)
+            .await
+            .unwrap_or_else(|_| {
+                Err(WaitError::TimedOut {
+                    name: name.to_string(),
+                    limit,
+                })
+            }),
     }
 }
 
@@ -247,18 +301,18 @@ mod tests {
     #[test]
     fn finished_phases_map_to_exit_codes() {
         let cases = [
-            (Phase::Succeeded, Some(exit::OK)),
-            (Phase::Failed, Some(exit::THRESHOLDS_FAILED)),
-            (Phase::Errored, Some(exit::ERRORED)),
-            (Phase::Invalid, Some(exit::INVALID_CONFIG)),
-            (Phase::Aborted, Some(exit::ABORTED)),
+            (Phase::Succeeded, Some(Exit::Ok)),
+            (Phase::Failed, Some(Exit::ThresholdsFailed)),
+            (Phase::Errored, Some(Exit::Errored)),
+            (Phase::Invalid, Some(Exit::InvalidConfig)),
+            (Phase::Aborted, Some(Exit::Aborted)),
             (Phase::Running, None),
             (Phase::Aborting, None),
             (Phase::Pending, None),
         ];
         for (phase, code) in cases {
             assert_eq!(
-                verdict(Some(1), Some(&status(phase, 1))).map(Verdict::exit_code),
+                verdict(Some(1), Some(&status(phase, 1))).map(Verdict::exit),
                 code,
                 "{phase:?}"
             );
@@ -283,6 +337,50 @@ mod tests {
             report.contains("✗ http_req_duration p(95)<500 (observed 812)"),
             "{report}"
         );
+    }
+
+    #[test]
+    fn wait_errors_name_the_loadtest_and_give_their_exit_code() {
+        let cases = [
+            (
+                WaitError::NotFound {
+                    name: "gate".into(),
+                    namespace: "ci".into(),
+                },
+                "loadtest \"gate\" not found in namespace \"ci\"",
+                Exit::Failure,
+            ),
+            (
+                WaitError::Forbidden {
+                    name: "gate".into(),
+                    message: "forbidden".into(),
+                },
+                "cannot watch loadtest \"gate\": forbidden — `stampede wait` needs get, list and watch on loadtests.stampede.dev",
+                Exit::Failure,
+            ),
+            (
+                WaitError::Deleted("gate".into()),
+                "loadtest/gate was deleted before it finished",
+                Exit::Failure,
+            ),
+            (
+                WaitError::WatchEnded("gate".into()),
+                "loadtest/gate: the watch ended before the run finished",
+                Exit::Failure,
+            ),
+            (
+                WaitError::TimedOut {
+                    name: "gate".into(),
+                    limit: Duration::from_secs(90),
+                },
+                "loadtest/gate: timed out after 90s before the run finished",
+                Exit::Timeout,
+            ),
+        ];
+        for (error, message, exit) in cases {
+            assert_eq!(error.to_string(), message);
+            assert_eq!(error.exit(), exit, "{message}");
+        }
     }
 
     #[test]

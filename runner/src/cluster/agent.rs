@@ -2,8 +2,8 @@
 //! prepares its execution segment, reports Ready, starts at the operator's `startTime`, writes
 //! cumulative reports every few seconds and a final one, and stops gracefully on an abort.
 //!
-//! The exit code is about the runner's health (0 unless it could not run); the verdict is
-//! the operator's, made on the whole fleet's merged reports.
+//! The exit code is about the runner's health (0 unless it could not run, 2 outside a runner
+//! pod); the verdict is the operator's, made on the whole fleet's merged reports.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -20,11 +20,12 @@ use stampede_crds::LoadTest;
 use stampede_crds::spec::DataFormat;
 use stampede_crds::status::Phase;
 
-use crate::engine::progress::ProgressMode;
-use crate::engine::{LiveView, PreparedRun, RunOptions, build_runtime};
-use crate::report::{
+use super::report::{
     REPORT_EVERY_SECONDS, REPORT_KEY, RunnerReport, RunnerState, downsample, series_width,
 };
+use crate::engine::progress::ProgressMode;
+use crate::engine::{LiveView, PreparedRun, RunError, RunOptions, build_runtime};
+use crate::exit::Exit;
 use crate::schedule::ExecutionSegment;
 
 /// The environment the operator's Job gives every runner pod.
@@ -79,26 +80,26 @@ pub enum AgentError {
 
 /// What the agent was told by its pod's environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AgentConfig {
+struct AgentConfig {
     /// LoadTest name.
-    pub loadtest: String,
+    loadtest: String,
     /// Namespace.
-    pub namespace: String,
+    namespace: String,
     /// Run number.
-    pub run: i64,
+    run: i64,
     /// Runner count.
-    pub runners: u64,
+    runners: u64,
     /// This runner's index.
-    pub index: u64,
+    index: u64,
     /// Report ConfigMap name prefix.
-    pub reports: String,
+    reports: String,
     /// Start-signal timeout.
-    pub start_timeout: Duration,
+    start_timeout: Duration,
 }
 
 impl AgentConfig {
     /// Reads the configuration from `lookup` (the process environment in a pod).
-    pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<AgentConfig, AgentError> {
+    fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<AgentConfig, AgentError> {
         let text = |name: &'static str| {
             lookup(name)
                 .filter(|v| !v.is_empty())
@@ -138,36 +139,53 @@ impl AgentConfig {
     }
 
     /// This runner's report ConfigMap.
-    pub fn report_name(&self) -> String {
+    fn report_name(&self) -> String {
         format!("{}{}", self.reports, self.index)
     }
 }
 
-/// `stampede agent`: runs this pod's part and returns the process exit code.
-pub fn agent() -> u8 {
-    let config = match AgentConfig::from_env(|name| std::env::var(name).ok()) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("stampede agent: {error}");
-            return 2;
-        }
-    };
-    let runtime = match build_runtime(None) {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("stampede agent: {error}");
-            return 1;
-        }
-    };
-    let result = runtime.block_on(run_agent(&config));
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    match result {
-        Ok(()) => 0,
-        Err(error) => {
-            eprintln!("stampede agent: runner {}: {error}", config.index);
-            1
+/// Why `stampede agent` stopped without doing its part, as the pod's log shows it.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentFailure {
+    /// The pod's environment is missing or malformed: this is not a runner pod.
+    #[error("stampede agent: {0}")]
+    Environment(AgentError),
+    /// The runtime could not start.
+    #[error("stampede agent: {0}")]
+    Runtime(RunError),
+    /// The runner could not do its part (its report says why as well).
+    #[error("stampede agent: runner {index}: {source}")]
+    Runner {
+        /// The runner's index.
+        index: u64,
+        /// Why.
+        source: AgentError,
+    },
+}
+
+impl AgentFailure {
+    /// The process exit code: [`Exit::Usage`] outside a runner pod, [`Exit::Failure`] when the
+    /// runner failed.
+    pub fn exit(&self) -> Exit {
+        match self {
+            AgentFailure::Environment(_) => Exit::Usage,
+            AgentFailure::Runtime(_) | AgentFailure::Runner { .. } => Exit::Failure,
         }
     }
+}
+
+/// `stampede agent`: runs this pod's part. Ok unless the runner itself failed: the verdict is
+/// the operator's.
+pub fn agent() -> Result<(), AgentFailure> {
+    let config = AgentConfig::from_env(|name| std::env::var(name).ok())
+        .map_err(AgentFailure::Environment)?;
+    let runtime = build_runtime(None).map_err(AgentFailure::Runtime)?;
+    let result = runtime.block_on(run_agent(&config));
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result.map_err(|source| AgentFailure::Runner {
+        index: config.index,
+        source,
+    })
 }
 
 /// Writes this runner's report.
@@ -287,6 +305,8 @@ async fn prepare_and_run(
         progress: ProgressMode::Plain(10),
         handle_signals: false,
         local_abort: false,
+        // The operator's policy (--max-vus-per-test) already capped the test it planned.
+        max_vus: u64::MAX,
         ..RunOptions::default()
     };
     let mut prepared = PreparedRun::prepare_compiled(&test, compiled, options)
@@ -731,6 +751,36 @@ mod tests {
         bad[4] = (env::INDEX, "x");
         let error = AgentConfig::from_env(env(&bad)).expect_err("not a number");
         assert!(error.to_string().contains("JOB_COMPLETION_INDEX: \"x\""));
+    }
+
+    #[test]
+    fn agent_failures_say_where_they_come_from_and_give_their_exit_code() {
+        let environment = AgentFailure::Environment(AgentError::Env {
+            name: env::RUN,
+            message: "is not set".into(),
+        });
+        assert_eq!(
+            environment.to_string(),
+            "stampede agent: STAMPEDE_RUN: is not set (the operator's Job sets it; run `stampede agent` only in a runner pod)"
+        );
+        assert_eq!(environment.exit(), Exit::Usage);
+        let runner = AgentFailure::Runner {
+            index: 2,
+            source: AgentError::StartTimeout(Duration::from_secs(900)),
+        };
+        assert_eq!(
+            runner.to_string(),
+            "stampede agent: runner 2: no start signal within 900s: the operator did not set status.startTime"
+        );
+        assert_eq!(runner.exit(), Exit::Failure);
+        let prepare = AgentFailure::Runner {
+            index: 0,
+            source: AgentError::Prepare("spec.data.users: no such key".into()),
+        };
+        assert_eq!(
+            prepare.to_string(),
+            "stampede agent: runner 0: spec.data.users: no such key"
+        );
     }
 
     #[test]

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::Snapshot;
 use stampede_crds::model::summary::TrendColumn;
 
+use crate::metrics::Snapshot;
 use crate::summary::{SecondPoint, Summary};
 
 /// The ConfigMap key a report is stored under.
@@ -22,7 +22,7 @@ pub const REPORT_EVERY_SECONDS: u64 = 2;
 
 /// The longest series a report carries; longer runs are downsampled (adjacent seconds
 /// merged) so a soak test's report stays far below a ConfigMap's limit.
-pub const MAX_SERIES_POINTS: usize = 400;
+const MAX_SERIES_POINTS: usize = 400;
 
 /// Where a runner is in its run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -71,7 +71,7 @@ pub struct RunnerReport {
     /// Every series' cumulative value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<Snapshot>,
-    /// The per-second series (downsampled beyond [`MAX_SERIES_POINTS`]).
+    /// The per-second series (downsampled to the width [`series_width`] gives).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub series: Vec<SecondPoint>,
     /// Step names in flow order.
@@ -108,9 +108,9 @@ impl RunnerReport {
 }
 
 /// How many seconds one point of a report's series covers for a test planned to last
-/// `planned_seconds`: 1, or the power of two that keeps the series within
-/// [`MAX_SERIES_POINTS`] (with room for graceful stops). Every runner of a run has the same
-/// plan, so their points cover the same seconds and merge point by point.
+/// `planned_seconds`: 1, or the power of two that keeps the series within 400 points (with
+/// room for graceful stops). Every runner of a run has the same plan, so their points cover
+/// the same seconds and merge point by point.
 pub fn series_width(planned_seconds: f64) -> usize {
     let seconds = planned_seconds.max(0.0).ceil() as usize + 120;
     seconds
@@ -152,7 +152,7 @@ fn merge_point(a: &SecondPoint, b: &SecondPoint) -> SecondPoint {
 /// Merges the runners' series second by second (they all started at the same instant):
 /// counts and VUs add; a second's percentiles are the largest runner's (an upper bound — the
 /// exact fleet-wide percentiles are in the merged metrics).
-pub fn merge_series(reports: &[&RunnerReport]) -> Vec<SecondPoint> {
+fn merge_series(reports: &[&RunnerReport]) -> Vec<SecondPoint> {
     let len = reports.iter().map(|r| r.series.len()).max().unwrap_or(0);
     (0..len)
         .map(|i| {

@@ -1,0 +1,69 @@
+//! `stampede wait`, `stampede report` and `stampede agent`: the commands that work on a
+//! LoadTest in a cluster, through `$KUBECONFIG` or the in-cluster config.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use stampede_runner::cluster;
+use stampede_runner::exit::Exit;
+
+use super::run::export_summary;
+use super::{CommandError, Outcome, current_thread_runtime};
+
+/// A client for the cluster, and the namespace to use (the kubeconfig context's by default).
+async fn connect(namespace: Option<String>) -> Result<(kube::Client, String), CommandError> {
+    let client = kube::Client::try_default()
+        .await
+        .map_err(CommandError::Connect)?;
+    let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_string());
+    Ok((client, namespace))
+}
+
+/// `stampede wait NAME`: follows the LoadTest until its run is over; the verdict is the exit
+/// code.
+pub fn wait(
+    name: &str,
+    namespace: Option<String>,
+    timeout: Option<Duration>,
+    out: &mut impl Write,
+) -> Result<Outcome, CommandError> {
+    current_thread_runtime()?.block_on(async {
+        let (client, namespace) = connect(namespace).await?;
+        let exit = cluster::wait(client, &namespace, name, timeout, out).await?;
+        Ok(exit.into())
+    })
+}
+
+/// `stampede report NAME`: the merged summary of the LoadTest's last finished run, printed
+/// as `stampede run` prints it; the thresholds' verdict is the exit code.
+pub fn report(
+    name: &str,
+    namespace: Option<String>,
+    full: bool,
+    summary_export: Option<&Path>,
+    out: &mut impl Write,
+) -> Result<Outcome, CommandError> {
+    let summary = current_thread_runtime()?.block_on(async {
+        let (client, namespace) = connect(namespace).await?;
+        Ok::<_, CommandError>(cluster::fetch_result(client, &namespace, name).await?)
+    })?;
+    let _ = stampede_runner::summary::write_text(&summary, full, out);
+    Ok(Outcome {
+        exit: if summary.passed() {
+            Exit::Ok
+        } else {
+            Exit::ThresholdsFailed
+        },
+        warnings: export_summary(&summary, summary_export)
+            .err()
+            .into_iter()
+            .collect(),
+    })
+}
+
+/// `stampede agent`: a runner pod's part of the run. Its log (stderr) is its output.
+pub fn agent() -> Result<Outcome, CommandError> {
+    cluster::agent()?;
+    Ok(Exit::Ok.into())
+}
