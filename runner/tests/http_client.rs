@@ -996,3 +996,26 @@ async fn tls_to_a_plain_http_server_fails_with_a_tls_code() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn heads_a_browser_and_k6_accept_are_accepted_many_cookies_and_a_large_header() {
+    bounded(async {
+        let mut head = String::from("HTTP/1.1 200 OK\r\nContent-Length: 2");
+        for i in 0..150 {
+            head.push_str(&format!("\r\nSet-Cookie: c{i}={i}"));
+        }
+        head.push_str(&format!("\r\nX-Big: {}", "b".repeat(100_000)));
+        let server = RawServer::start(move |_| Reply {
+            head: head.clone(),
+            ..Reply::ok(b"ok")
+        })
+        .await;
+        let mut vu = client(ClientConfig::default());
+        let response = vu.send(get(&server.url("/")), opts()).await.unwrap();
+        assert_eq!(response.status, StatusCode::OK);
+        assert_eq!(response.headers.get_all("set-cookie").iter().count(), 150);
+        assert_eq!(response.headers["x-big"].len(), 100_000);
+        assert_eq!(&response.body[..], b"ok");
+    })
+    .await;
+}
