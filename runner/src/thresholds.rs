@@ -1,11 +1,16 @@
 //! Threshold evaluation with k6's semantics (`metrics/thresholds.go`, engine.go): aggregations
-//! per metric type, sub-metrics, skipping empty metrics while running, empty metrics at the end
-//! (an empty rate has no value and passes; empty trends and counters are 0), and abortOnFail
-//! with delayAbortEval. It runs on merged snapshots, so the operator evaluates the whole fleet.
+//! per metric type, sub-metrics, skipping empty metrics while running, and abortOnFail with
+//! delayAbortEval. It runs on merged snapshots, so the operator evaluates the whole fleet.
+//!
+//! One departure from k6 (grafana/k6#4283): at the end, a trend, rate or gauge with no samples
+//! is "no data" and fails unless the rule says `passWithoutData`. k6 passes it (an empty rate) or
+//! reads it as 0 (an empty trend), so a target that never answers passes `p(95)<500` and
+//! `rate<0.01`; a deploy gate must not. An empty counter still counts 0 (`count<10` holds).
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use stampede_crds::metrics::MetricType;
 use stampede_crds::model::threshold::MetricThresholds;
 use stampede_crds::threshold::{Aggregation, ThresholdExpr};
 
@@ -26,6 +31,10 @@ pub struct Threshold {
     pub abort_on_fail: bool,
     /// Do not abort before this much of the test has run.
     pub delay_abort_eval: Duration,
+    /// The metric is a counter: no samples is a count of 0, not "no data".
+    pub counter: bool,
+    /// Pass when the metric got no samples.
+    pub pass_without_data: bool,
 }
 
 /// The outcome of one threshold.
@@ -51,6 +60,10 @@ pub struct ThresholdResult {
     /// Whether it aborts the test on failure.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub abort_on_fail: bool,
+    /// The run ended and the metric had no samples (it failed unless the rule passes without
+    /// data).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_data: bool,
 }
 
 impl ThresholdResult {
@@ -70,6 +83,7 @@ impl ThresholdResult {
                 format!("{aggregation}={:.2}%", value * 100.0)
             }
             Some(value) => format!("{aggregation}={}", crate::summary::format_number(value)),
+            None if self.no_data => format!("{aggregation}=no data (no samples at all)"),
             None => format!("{aggregation}=n/a (no samples)"),
         }
     }
@@ -116,6 +130,8 @@ impl Thresholds {
                     expr: rule.expr,
                     abort_on_fail: rule.abort_on_fail,
                     delay_abort_eval: rule.delay_abort_eval,
+                    counter: metric_thresholds.metric_type == MetricType::Counter,
+                    pass_without_data: rule.pass_without_data,
                 });
             }
         }
@@ -123,7 +139,8 @@ impl Thresholds {
     }
 
     /// Evaluates every threshold on `snapshot`. `run_seconds` is the test-run time so far (for
-    /// counter rates); `at_end` selects k6's end-of-test rules for empty metrics.
+    /// counter rates); `at_end` evaluates empty metrics too: a counter as 0, anything else as
+    /// "no data".
     pub fn evaluate(
         &self,
         snapshot: &Snapshot,
@@ -143,20 +160,32 @@ impl Thresholds {
                     ok: true,
                     evaluated: false,
                     abort_on_fail: threshold.abort_on_fail,
+                    no_data: false,
                 };
                 if !has_samples && !at_end {
                     return result;
                 }
                 result.evaluated = true;
-                result.value =
-                    value.and_then(|v| aggregate(v, threshold.expr.aggregation, run_seconds));
-                // k6: a key missing from the data at the end counts as a pass (k6#4283).
+                result.value = if has_samples {
+                    value.and_then(|v| aggregate(v, threshold.expr.aggregation, run_seconds))
+                } else if threshold.counter {
+                    aggregate(
+                        &Value::Counter(0.0),
+                        threshold.expr.aggregation,
+                        run_seconds,
+                    )
+                } else {
+                    None
+                };
                 result.ok = match result.value {
                     Some(observed) => threshold
                         .expr
                         .operator
                         .holds(observed, threshold.expr.limit),
-                    None => true,
+                    None => {
+                        result.no_data = true;
+                        threshold.pass_without_data
+                    }
                 };
                 result
             })
@@ -285,11 +314,55 @@ thresholds:
                 .map(|r| r.threshold.as_str()),
             Some("max<50")
         );
-        // At the end an empty rate has no value and passes (k6#4283).
+        // At the end an empty rate is "no data" and fails (k6 passes it: k6#4283).
         let end = thresholds.evaluate(&snapshot, 1.0, true);
         let checks = by(&end, "checks", "rate>0.9");
-        assert!(checks.evaluated && checks.ok && checks.value.is_none());
+        assert!(checks.evaluated && !checks.ok && checks.no_data && checks.value.is_none());
+        assert_eq!(checks.observed(), "rate=no data (no samples at all)");
         assert_eq!(shards.snapshot().count(Metric::HttpReqs.name()), 3.0);
+    }
+
+    #[test]
+    fn a_run_without_samples_fails_its_trends_and_rates_but_counts_zero() {
+        // What a target that accepts connections and never answers leaves: no sample at all.
+        let compiled = thresholds_of(
+            r#"
+thresholds:
+  http_req_duration: ["p(95)<500", {threshold: "p(99)<900", passWithoutData: true}]
+  http_req_failed: ["rate<0.01"]
+  checks: ["rate>0.99"]
+  http_reqs: ["count<10", "count>0"]
+"#,
+        );
+        let mut registry = Registry::new();
+        let thresholds = Thresholds::new(&compiled, &mut registry).unwrap();
+        let shards = Shards::new(Arc::new(registry));
+        let end = thresholds.evaluate(&shards.snapshot(), 60.0, true);
+        let verdicts: Vec<(&str, bool, bool)> = end
+            .iter()
+            .map(|r| (r.threshold.as_str(), r.ok, r.no_data))
+            .collect();
+        assert_eq!(
+            verdicts,
+            // In key order.
+            [
+                ("rate>0.99", false, true),
+                ("p(95)<500", false, true),
+                ("p(99)<900", true, true),
+                ("rate<0.01", false, true),
+                ("count<10", true, false),
+                ("count>0", false, false),
+            ]
+        );
+        assert_eq!(end[1].observed(), "p(95)=no data (no samples at all)");
+        assert_eq!(end[4].value, Some(0.0));
+        // While running, nothing is judged on no samples.
+        let running = thresholds.evaluate(&shards.snapshot(), 5.0, false);
+        assert!(
+            running[..4]
+                .iter()
+                .all(|r| r.ok && !r.evaluated && !r.no_data)
+        );
     }
 
     #[test]

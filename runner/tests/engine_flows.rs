@@ -4,6 +4,7 @@
 mod common;
 
 use common::{Demo, load, manifest, run_against};
+use stampede_runner::exit::Exit;
 use stampede_runner::metrics::{Metric, Value};
 use stampede_runner::summary::{SUMMARY_SCHEMA, export_json, write_text};
 
@@ -67,7 +68,7 @@ fn failing_thresholds_give_exit_code_99_and_passing_ones_0() {
         ),
     ));
     let outcome = run_against(&failing, &demo.base_url());
-    assert_eq!(outcome.exit_code, 99);
+    assert_eq!(outcome.exit, Exit::ThresholdsFailed);
     let p95 = &outcome.summary.thresholds[0];
     assert!(!p95.ok && p95.value.unwrap() >= 30.0, "{p95:?}");
     assert!(outcome.summary.thresholds[1].ok);
@@ -78,7 +79,7 @@ fn failing_thresholds_give_exit_code_99_and_passing_ones_0() {
         ),
     ));
     let outcome = run_against(&passing, &demo.base_url());
-    assert_eq!(outcome.exit_code, 0, "{:?}", outcome.summary.thresholds);
+    assert_eq!(outcome.exit, Exit::Ok, "{:?}", outcome.summary.thresholds);
     // k6 lists the sub-metric a threshold names under its metric; the series key comes with
     // the threshold's result.
     assert_eq!(
@@ -103,7 +104,7 @@ fn abort_on_fail_stops_the_test_early() {
         "  scenarios: {s: {executor: constant-vus, vus: 3, duration: 20s, gracefulStop: 1s}}\n  flows: {default: [{name: broken, request: {url: /status/500}}]}\n  thresholds:\n    http_req_failed: [{threshold: \"rate<0.5\", abortOnFail: true, delayAbortEval: 1s}]\n",
     );
     let outcome = run_against(&load(&yaml), &demo.base_url());
-    assert_eq!(outcome.exit_code, 99);
+    assert_eq!(outcome.exit, Exit::ThresholdsFailed);
     assert!(
         outcome.summary.seconds() < 6.0,
         "ran {}s of 20s",
@@ -272,4 +273,73 @@ fn an_unvalidated_spec_naming_a_missing_flow_is_refused_not_spun() {
         error.to_string().contains("spec.scenarios.s.flow"),
         "{error}"
     );
+}
+
+#[test]
+fn a_step_name_of_65536_characters_is_cut_in_the_summary_table_not_a_panic() {
+    let demo = Demo::start();
+    let name = "n".repeat(65_536);
+    let outcome = run_against(
+        &load(&manifest(
+            "long-step-name",
+            &format!(
+                "  scenarios: {{s: {{executor: shared-iterations, vus: 1, iterations: 2}}}}\n  flows: {{default: [{{name: {name}, request: {{url: /}}}}]}}\n"
+            ),
+        )),
+        &demo.base_url(),
+    );
+    assert_eq!(outcome.summary.steps, std::slice::from_ref(&name));
+    let mut text = Vec::new();
+    write_text(&outcome.summary, false, &mut text).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    let row = text
+        .lines()
+        .find(|line| line.trim_start().starts_with("nnn"))
+        .expect("the step's row");
+    assert!(row.contains(&format!("{}…  ", "n".repeat(59))), "{row}");
+    assert!(row.chars().count() < 200, "{row}");
+}
+
+/// A target that accepts connections and never answers: k6 passes every usual gate on it
+/// (grafana/k6#4283); Stampede fails them with "no data".
+#[test]
+fn a_target_that_never_answers_fails_the_gate_with_no_data() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        // Accept one connection (the one VU's) and hold it open without a byte until the run is
+        // over: the request is cut by the hard stop, never answered.
+        let held = listener.accept().map(|(socket, _)| socket);
+        let _ = stopped.recv();
+        drop(held);
+    });
+    let outcome = run_against(
+        &load(&manifest(
+            "dead-target",
+            "  scenarios: {s: {executor: constant-vus, vus: 1, duration: 1s, gracefulStop: 0s}}\n  flows: {default: [{name: home, request: {url: /}, checks: {ok: status == 200}}]}\n  thresholds:\n    http_req_duration: [\"p(95)<500\"]\n    http_req_failed: [\"rate<0.01\"]\n    checks: [\"rate>0.99\"]\n",
+        )),
+        &base_url,
+    );
+    let _ = stop.send(());
+    holder.join().unwrap();
+    assert_eq!(
+        outcome.exit,
+        Exit::ThresholdsFailed,
+        "{:?}",
+        outcome.summary.thresholds
+    );
+    assert!(
+        outcome
+            .summary
+            .thresholds
+            .iter()
+            .all(|t| !t.ok && t.no_data),
+        "{:?}",
+        outcome.summary.thresholds
+    );
+    let mut text = Vec::new();
+    write_text(&outcome.summary, false, &mut text).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.contains("p(95)=no data"), "{text}");
 }

@@ -111,7 +111,8 @@ pub fn export_json(summary: &Summary) -> Json {
         "passed": summary.passed(),
         "aborted": summary.aborted,
         "thresholds": summary.thresholds.iter().map(|t| json!({
-            "metric": t.metric, "threshold": t.threshold, "value": t.value, "ok": t.ok
+            "metric": t.metric, "threshold": t.threshold, "value": t.value, "ok": t.ok,
+            "noData": t.no_data
         })).collect::<Vec<_>>(),
         "metrics": metrics,
         "checks": checks,

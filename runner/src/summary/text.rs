@@ -270,7 +270,7 @@ fn write_steps(summary: &Summary, seconds: f64, out: &mut impl Write) -> io::Res
         .map(|r| r.name.chars().count())
         .max()
         .unwrap_or(4)
-        .max(4);
+        .clamp(4, STEP_NAME_WIDTH);
     writeln!(out, "  █ STEPS\n")?;
     writeln!(
         out,
@@ -278,7 +278,8 @@ fn write_steps(summary: &Summary, seconds: f64, out: &mut impl Write) -> io::Res
         "step", "reqs", "rps", "failed", "p50", "p95", "p99"
     )?;
     for row in rows {
-        let (name, requests, failed) = (row.name, row.requests, row.failed_rate);
+        let (requests, failed) = (row.requests, row.failed_rate);
+        let name = fit(row.name, STEP_NAME_WIDTH);
         let p = |q: f64| {
             row.duration
                 .map_or("-".to_string(), |t| format_ms(t.percentile(q)))
@@ -294,6 +295,20 @@ fn write_steps(summary: &Summary, seconds: f64, out: &mut impl Write) -> io::Res
         )?;
     }
     writeln!(out)
+}
+
+/// The widest the step column gets: a longer name is cut with an ellipsis (a 65 536-character
+/// name once made the table's width overflow `format!`'s limit).
+const STEP_NAME_WIDTH: usize = 60;
+
+/// `text`, cut to `width` characters with a trailing `…` when longer.
+fn fit(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
 }
 
 fn write_verdict(summary: &Summary, out: &mut impl Write) -> io::Result<()> {
