@@ -6,6 +6,7 @@ mod common;
 use common::{Demo, load, manifest, run_against};
 use stampede_crds::LoadTest;
 use stampede_crds::model::scenario::Scenario;
+use stampede_runner::exit::Exit;
 use stampede_runner::metrics::Metric;
 use stampede_runner::schedule::{ExecutionSegment, ScenarioPlan};
 
@@ -34,7 +35,7 @@ fn shared_iterations_runs_exactly_the_iterations() {
     assert_eq!(count(&outcome, Metric::Iterations.name()), 250.0);
     assert_eq!(count(&outcome, Metric::HttpReqs.name()), 250.0);
     assert_eq!(count(&outcome, Metric::DroppedIterations.name()), 0.0);
-    assert_eq!(outcome.exit_code, 0);
+    assert_eq!(outcome.exit, Exit::Ok);
 }
 
 #[test]
@@ -169,5 +170,68 @@ fn arrival_rate_drops_iterations_when_no_vu_is_free() {
         completed + dropped,
         50.0,
         "completed {completed} dropped {dropped}"
+    );
+}
+
+/// A ramp to 20 000 VUs used to walk every slot at every one of its 20 000 steps (still running
+/// at 400 s for a 4 s plan); each step now touches only the slots it changes, and the
+/// controller leaves at the hard stop.
+#[test]
+fn ramping_vus_to_20000_vus_ends_within_its_plan_and_graceful_stop() {
+    let test = load(&manifest(
+        "ramp-20k",
+        "  scenarios: {s: {executor: ramping-vus, startVUs: 0, stages: [{duration: 4s, target: 20000}, {duration: 1s, target: 20000}], gracefulRampDown: 0s, gracefulStop: 1s}}\n  flows: {default: [{sleep: 200ms}]}\n",
+    ));
+    let started = std::time::Instant::now();
+    let outcome = run_against(&test, "http://127.0.0.1:1");
+    let took = started.elapsed();
+    // Plan 5 s + gracefulStop 1 s; the margin is for a loaded CI machine, not the old 400 s.
+    assert!(took < std::time::Duration::from_secs(20), "took {took:?}");
+    assert_eq!(outcome.exit, Exit::Ok);
+    let peak = outcome
+        .summary
+        .metrics
+        .get(Metric::VusMax.name())
+        .map(|value| match value {
+            stampede_runner::metrics::Value::Gauge { max, .. } => *max,
+            _ => 0.0,
+        });
+    assert_eq!(peak, Some(20_000.0));
+    assert!(count(&outcome, Metric::Iterations.name()) > 20_000.0);
+}
+
+/// `startVUs: 1000000` ran on for minutes and `startVUs: 2^63-1` allocated until the process
+/// was killed; both are refused before a VU exists, naming the cap and the flag.
+#[test]
+fn a_test_over_the_local_vu_cap_is_refused_before_it_starts() {
+    for (start_vus, needed) in [
+        ("1000000", "1000000"),
+        ("9223372036854775807", "9223372036854775807"),
+    ] {
+        let test = load(&manifest(
+            "too-many-vus",
+            &format!(
+                "  scenarios: {{s: {{executor: ramping-vus, startVUs: {start_vus}, stages: [{{duration: 4s, target: 0}}]}}}}\n  flows: {{default: [{{sleep: 1s}}]}}\n"
+            ),
+        ));
+        let started = std::time::Instant::now();
+        let error = stampede_runner::engine::run(&test, Default::default()).unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "the test needs up to {needed} VUs at once here, over the local cap of 100000; lower the scenarios' VUs or raise the cap with --max-vus {needed} (each VU takes 8-20 KiB)"
+            )
+        );
+    }
+    // Two scenarios of 60 000 that overlap in time need 120 000 together.
+    let test = load(&manifest(
+        "overlap",
+        "  scenarios:\n    a: {executor: constant-vus, vus: 60000, duration: 2s}\n    b: {executor: constant-vus, vus: 60000, duration: 2s}\n  flows: {default: [{sleep: 1s}]}\n",
+    ));
+    let error = stampede_runner::engine::run(&test, Default::default()).unwrap_err();
+    assert!(
+        error.to_string().contains("needs up to 120000 VUs"),
+        "{error}"
     );
 }

@@ -265,65 +265,43 @@ struct Slot {
 /// letting their iterations finish within gracefulRampDown; a ramp-up reuses slots still
 /// finishing.
 async fn ramping_vus(env: &Env, scenario_start: Instant, regular_end: Instant) {
-    let ramp_down = env
+    let ramp_down_time = env
         .job
         .plan
         .graceful_ramp_down()
         .unwrap_or(Duration::from_secs(30));
     let mut slots: Vec<Slot> = Vec::new();
+    // Slots [0, active) are active, the rest are not: a step touches only the slots it changes,
+    // so a ramp to 20 000 VUs does O(change) work per step, not O(slots).
+    let mut active = 0usize;
     let plan = Arc::clone(&env.job.plan);
     for step in plan.vu_steps() {
         let at = scenario_start + step.at;
         tokio::select! {
-            _ = sleep_until(at) => {}
+            biased;
             _ = env.controls.stop.cancelled() => break,
+            _ = env.hard.cancelled() => break,
+            _ = sleep_until(at) => {}
         }
-        let target = step.planned_vus as usize;
-        while slots.len() < target {
-            slots.push(Slot {
-                active: Arc::new(AtomicBool::new(false)),
-                hard: env.hard.child_token(),
-                generation: Arc::new(AtomicU64::new(0)),
-                task: None,
-            });
-        }
-        for (index, slot) in slots.iter_mut().enumerate() {
-            let should_run = index < target;
-            let running = slot.task.as_ref().is_some_and(|t| !t.is_finished());
-            if should_run {
-                if !slot.active.swap(true, Ordering::AcqRel) {
-                    slot.generation.fetch_add(1, Ordering::AcqRel);
-                }
-                if !running {
-                    if slot.hard.is_cancelled() {
-                        slot.hard = env.hard.child_token();
-                    }
-                    slot.task = Some(spawn_ramping_vu(
-                        env,
-                        Arc::clone(&slot.active),
-                        slot.hard.clone(),
-                        regular_end,
-                    ));
-                }
-            } else if slot.active.swap(false, Ordering::AcqRel) && running {
-                // Ramped down: the VU finishes its iteration, or is interrupted after
-                // gracefulRampDown unless ramped up again meanwhile.
-                let generation = slot.generation.fetch_add(1, Ordering::AcqRel) + 1;
-                let (hard, generation_now, active) = (
-                    slot.hard.clone(),
-                    Arc::clone(&slot.generation),
-                    Arc::clone(&slot.active),
-                );
-                tokio::spawn(async move {
-                    tokio::time::sleep(ramp_down).await;
-                    if generation_now.load(Ordering::Acquire) == generation
-                        && !active.load(Ordering::Acquire)
-                    {
-                        hard.cancel();
-                    }
+        let target = usize::try_from(step.planned_vus).unwrap_or(usize::MAX);
+        if target > active {
+            while slots.len() < target {
+                slots.push(Slot {
+                    active: Arc::new(AtomicBool::new(false)),
+                    hard: env.hard.child_token(),
+                    generation: Arc::new(AtomicU64::new(0)),
+                    task: None,
                 });
             }
+            for slot in &mut slots[active..target] {
+                ramp_up(env, slot, regular_end);
+            }
+        } else {
+            for slot in &slots[target..active] {
+                ramp_down(slot, ramp_down_time);
+            }
         }
+        active = target;
     }
     for slot in &slots {
         slot.active.store(false, Ordering::Release);
@@ -332,6 +310,47 @@ async fn ramping_vus(env: &Env, scenario_start: Instant, regular_end: Instant) {
         if let Some(task) = slot.task {
             let _ = task.await;
         }
+    }
+}
+
+/// Makes `slot` active: its VU keeps starting iterations, started again if it had ended.
+fn ramp_up(env: &Env, slot: &mut Slot, regular_end: Instant) {
+    if !slot.active.swap(true, Ordering::AcqRel) {
+        slot.generation.fetch_add(1, Ordering::AcqRel);
+    }
+    let running = slot.task.as_ref().is_some_and(|t| !t.is_finished());
+    if !running {
+        if slot.hard.is_cancelled() {
+            slot.hard = env.hard.child_token();
+        }
+        slot.task = Some(spawn_ramping_vu(
+            env,
+            Arc::clone(&slot.active),
+            slot.hard.clone(),
+            regular_end,
+        ));
+    }
+}
+
+/// Ramps `slot` down: its VU finishes its iteration, or is interrupted after gracefulRampDown
+/// unless ramped up again meanwhile.
+fn ramp_down(slot: &Slot, ramp_down_time: Duration) {
+    let running = slot.task.as_ref().is_some_and(|t| !t.is_finished());
+    if slot.active.swap(false, Ordering::AcqRel) && running {
+        let generation = slot.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let (hard, generation_now, active) = (
+            slot.hard.clone(),
+            Arc::clone(&slot.generation),
+            Arc::clone(&slot.active),
+        );
+        tokio::spawn(async move {
+            tokio::time::sleep(ramp_down_time).await;
+            if generation_now.load(Ordering::Acquire) == generation
+                && !active.load(Ordering::Acquire)
+            {
+                hard.cancel();
+            }
+        });
     }
 }
 

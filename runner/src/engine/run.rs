@@ -23,7 +23,7 @@ use super::progress::{Progress, ProgressLine, ProgressMode};
 use super::scale::scale_durations;
 use super::shared::{ScenarioContext, Shared};
 use super::vu::Vu;
-use crate::exit;
+use crate::exit::Exit;
 use crate::http::{ClientConfig, DnsCache, Target};
 use crate::metrics::recorder::flush_current_thread;
 use crate::metrics::{Metric, Registry, Shards, Snapshot, Value};
@@ -61,7 +61,13 @@ pub struct RunOptions {
     /// Evaluate abortOnFail thresholds on this process's own data every 2 s. Off for a
     /// runner in a cluster: the operator evaluates them on the whole fleet's merged data.
     pub local_abort: bool,
+    /// The most VUs this process may hold at once; a test that needs more is refused before it
+    /// starts (a VU costs 8–20 KiB, and `startVUs: 1000000` would otherwise exhaust the machine).
+    pub max_vus: u64,
 }
+
+/// The local VU cap `stampede run` applies unless `--max-vus` says otherwise (~2 GiB of VUs).
+pub const DEFAULT_MAX_VUS: u64 = 100_000;
 
 impl Default for RunOptions {
     fn default() -> Self {
@@ -77,6 +83,7 @@ impl Default for RunOptions {
             handle_signals: false,
             duration_scale: 1.0,
             local_abort: true,
+            max_vus: DEFAULT_MAX_VUS,
         }
     }
 }
@@ -86,8 +93,8 @@ impl Default for RunOptions {
 pub struct RunOutcome {
     /// The summary.
     pub summary: Summary,
-    /// k6's exit code: 0, 99 (thresholds failed), 105 (signal).
-    pub exit_code: u8,
+    /// k6's exit code: Ok, ThresholdsFailed or ExternalAbort (signal).
+    pub exit: Exit,
     /// Request/iteration errors seen.
     pub errors: u64,
 }
@@ -128,6 +135,37 @@ pub enum RunError {
     /// The runtime could not start.
     #[error("cannot start the runtime: {0}")]
     Runtime(#[from] std::io::Error),
+    /// The test needs more VUs at once than this process may hold.
+    #[error(
+        "the test needs up to {needed} VUs at once here, over the local cap of {cap}; lower the scenarios' VUs or raise the cap with --max-vus {needed} (each VU takes 8-20 KiB)"
+    )]
+    TooManyVus {
+        /// The test's peak (at least; counted per scenario when one alone is over the cap).
+        needed: u64,
+        /// The cap.
+        cap: u64,
+    },
+}
+
+/// Refuses a plan that needs more than `cap` VUs at once. One scenario over the cap is found
+/// without walking its steps (a ramp from 2^63 VUs has that many); otherwise the exact peak
+/// over time decides.
+fn check_vu_cap(plan: &TestPlan, cap: u64) -> Result<(), RunError> {
+    let largest = plan
+        .scenarios()
+        .values()
+        .map(ScenarioPlan::max_vus)
+        .max()
+        .unwrap_or(0);
+    let needed = if largest > cap {
+        largest
+    } else {
+        plan.peak_vus()
+    };
+    if needed > cap {
+        return Err(RunError::TooManyVus { needed, cap });
+    }
+    Ok(())
 }
 
 /// Resolves `spec.env` (with overrides); `valueFrom` entries are read from the process
@@ -204,14 +242,14 @@ async fn run_async(test: &LoadTest, options: RunOptions) -> Result<RunOutcome, R
             stop.cancel();
             eprintln!("\nstopping gracefully (press Ctrl-C again to quit at once)");
             wait_for_signal().await;
-            std::process::exit(i32::from(exit::EXTERNAL_ABORT));
+            std::process::exit(i32::from(Exit::ExternalAbort.code()));
         });
     }
     let scenarios = prepared.run_scenarios(None).await;
     prepared.run_teardown().await;
     let mut outcome = prepared.finish(scenarios).await;
     if interrupted.load(Ordering::Acquire) {
-        outcome.exit_code = exit::EXTERNAL_ABORT;
+        outcome.exit = Exit::ExternalAbort;
     }
     Ok(outcome)
 }
@@ -538,14 +576,14 @@ impl PreparedRun {
             checks: self.checks,
             aborted,
         };
-        let exit_code = if summary.passed() {
-            exit::OK
+        let exit = if summary.passed() {
+            Exit::Ok
         } else {
-            exit::THRESHOLDS_FAILED
+            Exit::ThresholdsFailed
         };
         RunOutcome {
             summary,
-            exit_code,
+            exit,
             errors: self.shared.errors.load(Ordering::Relaxed),
         }
     }
@@ -626,6 +664,7 @@ fn prepare(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let plan = TestPlan::for_test(&compiled, &options.segment);
+    check_vu_cap(&plan, options.max_vus)?;
     let mut jobs = Vec::new();
     for scenario in &compiled.scenarios {
         // Validation guarantees the flow exists; an unvalidated spec must not run an empty

@@ -3,6 +3,7 @@
 //! each as `file:line: field.path: message`.
 
 mod fields;
+pub mod limits;
 mod lines;
 
 use std::fmt;
@@ -88,11 +89,32 @@ pub enum ManifestError {
 
 /// Reads and checks a manifest file.
 pub fn check_file(path: &Path, options: &Options) -> Result<Report, ManifestError> {
+    use std::io::Read;
     let source = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|error| ManifestError::Read {
+    let read_error = |error| ManifestError::Read {
         path: source.clone(),
         source: error,
-    })?;
+    };
+    // Read at most one byte over the limit, so a huge file is refused without being loaded.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| {
+            file.take(limits::MAX_BYTES as u64 + 1)
+                .read_to_end(&mut bytes)
+        })
+        .map_err(read_error)?;
+    if bytes.len() > limits::MAX_BYTES {
+        let mut report = Report::default();
+        report.diagnostics.push(Diagnostic {
+            source,
+            line: None,
+            path: String::new(),
+            message: limits::OverLimit::TooLarge.to_string(),
+        });
+        return Ok(report);
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|error| read_error(std::io::Error::new(std::io::ErrorKind::InvalidData, error)))?;
     Ok(check_str(&source, &text, options))
 }
 
@@ -111,6 +133,19 @@ pub fn load_file(path: &Path, options: &Options) -> Result<Vec<LoadTest>, Manife
 /// Checks manifest text; `source` names it in diagnostics.
 pub fn check_str(source: &str, text: &str, options: &Options) -> Report {
     let mut report = Report::default();
+    if let Err(over) = limits::check(text) {
+        let line = match over {
+            limits::OverLimit::TooDeep { line } => Some(line),
+            limits::OverLimit::TooLarge => None,
+        };
+        report.diagnostics.push(Diagnostic {
+            source: source.to_string(),
+            line,
+            path: String::new(),
+            message: over.to_string(),
+        });
+        return report;
+    }
     let lines = LineIndex::build(text);
     let diagnostic = |line: Option<usize>, path: String, message: String| Diagnostic {
         source: source.to_string(),
@@ -196,7 +231,7 @@ pub fn check_str(source: &str, text: &str, options: &Options) -> Report {
             };
             let path = FieldPath::from_segments(segments.clone());
             let known = fields::known_fields(parent);
-            let hint = match stampede_crds::validate::did_you_mean(
+            let hint = match stampede_crds::suggest::did_you_mean(
                 &field_name,
                 known.iter().map(String::as_str),
             ) {
@@ -294,7 +329,7 @@ fn explain_serde_error(message: &str) -> String {
         && let Some((variant, expected)) = rest.split_once("`, expected one of ")
     {
         let options: Vec<&str> = expected.split(", ").map(|o| o.trim_matches('`')).collect();
-        let hint = stampede_crds::validate::did_you_mean(variant, options.iter().copied())
+        let hint = stampede_crds::suggest::did_you_mean(variant, options.iter().copied())
             .map(|best| format!(" (did you mean {best:?}?)"))
             .unwrap_or_default();
         return format!(
