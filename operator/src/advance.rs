@@ -12,7 +12,7 @@ use stampede_crds::model::summary::TrendColumn;
 use stampede_crds::status::{
     CONDITION_COMPLETE, CONDITION_PASSED, LoadTestStatus, Phase, ResultRef, RunnerCounts,
 };
-use stampede_runner::report::{RunnerReport, RunnerState, merge_reports};
+use stampede_runner::cluster::{RunnerReport, RunnerState, merge_reports};
 use stampede_runner::summary::Summary;
 use stampede_runner::thresholds::Thresholds;
 
@@ -94,6 +94,50 @@ pub fn invalid(
     message: &str,
     now: Timestamp,
 ) -> LoadTestStatus {
+    ended_without_verdict(
+        test,
+        previous,
+        Phase::Invalid,
+        reason::INVALID,
+        message,
+        now,
+    )
+}
+
+/// The status of a LoadTest the operator failed on (deciding it panicked or overran its
+/// deadline): phase Errored with the reason, so the run ends visibly instead of the operator
+/// retrying it forever; a spec change starts a new run.
+pub fn errored(
+    test: &LoadTest,
+    previous: &LoadTestStatus,
+    message: &str,
+    now: Timestamp,
+) -> LoadTestStatus {
+    let mut status = ended_without_verdict(
+        test,
+        previous,
+        Phase::Errored,
+        reason::ERRORED,
+        message,
+        now,
+    );
+    status.plan = previous.plan.clone();
+    status.runners = previous.runners.clone();
+    status.start_time = previous.start_time.clone();
+    status.completion_time = Some(time(now));
+    status
+}
+
+/// An ending with no verdict: `Complete` true and `Passed` false, both with `reason`, for the
+/// current generation.
+fn ended_without_verdict(
+    test: &LoadTest,
+    previous: &LoadTestStatus,
+    phase: Phase,
+    reason: &str,
+    message: &str,
+    now: Timestamp,
+) -> LoadTestStatus {
     let now = time(now);
     let generation = test.metadata.generation;
     let mut conditions = previous.conditions.clone();
@@ -101,7 +145,7 @@ pub fn invalid(
         &mut conditions,
         CONDITION_COMPLETE,
         true,
-        reason::INVALID,
+        reason,
         message,
         generation,
         &now,
@@ -110,13 +154,13 @@ pub fn invalid(
         &mut conditions,
         CONDITION_PASSED,
         false,
-        reason::INVALID,
+        reason,
         message,
         generation,
         &now,
     );
     LoadTestStatus {
-        phase: Some(Phase::Invalid),
+        phase: Some(phase),
         run: previous.run,
         observed_generation: generation,
         message: Some(message.to_string()),
@@ -417,7 +461,7 @@ pub fn advance(run: &ActiveRun<'_>, current: &LoadTestStatus, observation: &Obse
                 finished: None,
                 notice,
                 requeue: Some(Duration::from_secs(
-                    stampede_runner::report::REPORT_EVERY_SECONDS,
+                    stampede_runner::cluster::REPORT_EVERY_SECONDS,
                 )),
             }
         }
@@ -996,7 +1040,7 @@ mod tests {
         assert_eq!(
             step.requeue,
             Some(Duration::from_secs(
-                stampede_runner::report::REPORT_EVERY_SECONDS
+                stampede_runner::cluster::REPORT_EVERY_SECONDS
             ))
         );
     }

@@ -14,7 +14,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
 use stampede_crds::LoadTest;
-use stampede_crds::status::Phase;
+use stampede_crds::status::{LoadTestStatus, Phase};
 
 use crate::decide;
 use crate::io::Io;
@@ -186,6 +186,64 @@ fn error_policy(_test: Arc<LoadTest>, error: &ReconcileError, context: Arc<Conte
     Action::requeue(Duration::from_secs(2))
 }
 
+/// The longest one LoadTest's decision may take (compiling and planning it are bounded by the
+/// validation limits; this is the backstop if they are not).
+const DECIDE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// [`decide::decide`] off the reconcile workers with [`DECIDE_DEADLINE`], so one LoadTest that
+/// panics the decision or spins in it ends Errored with the reason instead of killing the
+/// operator or holding a reconcile worker for every other LoadTest.
+async fn decide_off_worker(
+    test: LoadTest,
+    status: LoadTestStatus,
+    observation: decide::Observation,
+    context: &Context,
+) -> decide::Decision {
+    let now = observation.now;
+    let policy = context.policy.clone();
+    let (test_for_task, status_for_task) = (test.clone(), status.clone());
+    let decided = bounded(DECIDE_DEADLINE, move || {
+        decide::decide(&test_for_task, &status_for_task, &observation, &policy)
+    })
+    .await;
+    match decided {
+        Ok(decision) => decision,
+        Err(why) => {
+            context.telemetry.reconcile_error("decide");
+            tracing::error!(loadtest = test.metadata.name.as_deref().unwrap_or_default(),
+                namespace = test.metadata.namespace.as_deref().unwrap_or_default(),
+                %why, "the decision failed; the LoadTest ends Errored");
+            decide::failed(&test, &status, &why, now)
+        }
+    }
+}
+
+/// Runs `work` on a blocking thread and waits at most `deadline` for it; a panic or an overrun
+/// comes back as the reason. (A thread that overran keeps running until it returns; it holds no
+/// lock and its result is dropped.)
+async fn bounded<T: Send + 'static>(
+    deadline: Duration,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    match tokio::time::timeout(deadline, tokio::task::spawn_blocking(work)).await {
+        Ok(Ok(done)) => Ok(done),
+        Ok(Err(failure)) => Err(match failure.try_into_panic() {
+            Ok(payload) => format!("it panicked: {}", panic_message(payload.as_ref())),
+            Err(failure) => format!("its task failed: {failure}"),
+        }),
+        Err(_) => Err(format!("deciding took over {}s", deadline.as_secs_f64())),
+    }
+}
+
+/// The text of a panic's payload (`panic!("...")` carries a `&str` or a `String`).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
+}
+
 /// One reconcile of one LoadTest.
 pub async fn reconcile(
     test: Arc<LoadTest>,
@@ -206,9 +264,41 @@ async fn reconcile_inner(cached: &LoadTest, context: &Context) -> Result<Action,
     };
     let status = test.status.clone().unwrap_or_default();
     let observation = io.observe(decide::watched_run(&test, &status)).await?;
-    let decision = decide::decide(&test, &status, &observation, &context.policy);
+    let decision = decide_off_worker(test.clone(), status, observation, context).await;
     io.execute(&test, &decision, &context.recorder).await?;
     Ok(decision
         .requeue
         .map_or_else(Action::await_change, Action::requeue))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bounded_work_returns_its_value() {
+        assert_eq!(bounded(Duration::from_secs(10), || 7).await, Ok(7));
+    }
+
+    #[tokio::test]
+    async fn a_panic_comes_back_as_the_reason() {
+        let owned = bounded(Duration::from_secs(10), || -> u8 {
+            panic!("{}", "Formatting argument out of range".to_string())
+        });
+        assert_eq!(
+            owned.await,
+            Err("it panicked: Formatting argument out of range".to_string())
+        );
+        let literal = bounded(Duration::from_secs(10), || -> u8 { panic!("overflow") });
+        assert_eq!(literal.await, Err("it panicked: overflow".to_string()));
+    }
+
+    #[tokio::test]
+    async fn an_overrun_comes_back_as_the_reason_and_frees_the_caller() {
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let spinning = bounded(Duration::from_millis(50), move || held.recv().is_ok());
+        assert_eq!(spinning.await, Err("deciding took over 0.05s".to_string()));
+        // The thread still waits; let it go.
+        let _ = release.send(());
+    }
 }

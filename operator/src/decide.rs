@@ -12,7 +12,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use stampede_crds::LoadTest;
 use stampede_crds::spec::CleanupPolicy;
 use stampede_crds::status::{LoadTestStatus, Phase};
-use stampede_runner::report::RunnerReport;
+use stampede_runner::cluster::RunnerReport;
 
 use crate::advance::{self, ActiveRun, Notice};
 use crate::compiled;
@@ -20,6 +20,9 @@ use crate::desired::{self, Owned, Run};
 use crate::faults::run_faults;
 use crate::plan::{self, RunPlan};
 use crate::policy::Policy;
+
+/// The longest a reconcile asks to be woken after; a longer wait is taken in such steps.
+pub const LONGEST_WAIT: Duration = Duration::from_secs(3600);
 
 /// What the reconciler saw of a LoadTest's current run.
 #[derive(Debug, Clone)]
@@ -295,7 +298,10 @@ fn expire(test: &LoadTest, status: &LoadTestStatus, now: Timestamp) -> Decision 
     ) else {
         return Decision::default();
     };
-    let expires = done.0 + SignedDuration::from_secs(ttl.max(0));
+    // A TTL past the end of time (9223372036854775807 s) never expires; it must not overflow.
+    let Ok(expires) = done.0.checked_add(SignedDuration::from_secs(ttl.max(0))) else {
+        return Decision::default();
+    };
     if now >= expires {
         return Decision {
             delete: vec![Deletion::LoadTest],
@@ -304,7 +310,33 @@ fn expire(test: &LoadTest, status: &LoadTestStatus, now: Timestamp) -> Decision 
     }
     let left = Duration::try_from(expires.duration_since(now)).unwrap_or(Duration::ZERO);
     Decision {
-        requeue: Some(left + Duration::from_secs(1)),
+        // At most an hour: the controller's timer refuses delays of years (and panics on them).
+        requeue: Some((left + Duration::from_secs(1)).min(LONGEST_WAIT)),
+        ..Decision::default()
+    }
+}
+
+/// The decision when deciding itself failed (it panicked or overran its deadline): a LoadTest
+/// whose run has not finished ends Errored with `why`, and its runners are stopped (nobody can
+/// drive them); a finished one keeps its verdict. Either way a Warning Event says what failed,
+/// and nothing is retried until the spec changes.
+pub fn failed(test: &LoadTest, status: &LoadTestStatus, why: &str, now: Timestamp) -> Decision {
+    let note = format!("the operator failed on this LoadTest: {why}");
+    let events = vec![Notice {
+        warning: true,
+        reason: "Errored".into(),
+        note: note.clone(),
+    }];
+    if status.phase.unwrap_or_default().is_finished() && !needs_new_run(test, status) {
+        return Decision {
+            events,
+            ..Decision::default()
+        };
+    }
+    Decision {
+        status: Some(advance::errored(test, status, &note, now)),
+        events,
+        delete: vec![Deletion::RunObjects { keep: None }],
         ..Decision::default()
     }
 }

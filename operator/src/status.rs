@@ -363,6 +363,7 @@ mod tests {
                 ok: false,
                 evaluated: true,
                 abort_on_fail: false,
+                no_data: false,
             },
             ThresholdResult {
                 metric: "checks".into(),
@@ -372,13 +373,27 @@ mod tests {
                 ok: true,
                 evaluated: true,
                 abort_on_fail: false,
+                no_data: false,
+            },
+            ThresholdResult {
+                metric: "http_req_failed".into(),
+                series: "http_req_failed".into(),
+                threshold: "rate<0.01".into(),
+                value: None,
+                ok: false,
+                evaluated: true,
+                abort_on_fail: false,
+                no_data: true,
             },
         ];
         assert_eq!(
             failed_thresholds_message(&results).as_deref(),
-            Some("http_req_duration p(95)=512.3ms, want <500")
+            Some(
+                "http_req_duration p(95)=512.3ms, want <500; \
+                 http_req_failed rate=no data (no samples at all), want <0.01"
+            )
         );
-        assert_eq!(failed_thresholds_message(&results[1..]), None);
+        assert_eq!(failed_thresholds_message(&results[1..2]), None);
     }
 
     #[test]

@@ -9,9 +9,9 @@ use k8s_openapi::jiff::Timestamp;
 use serde_json::json;
 use stampede_crds::LoadTest;
 use stampede_crds::status::{CONDITION_COMPLETE, CONDITION_PASSED, LoadTestStatus, Phase};
+use stampede_runner::cluster::{RunnerReport, RunnerState};
 use stampede_runner::metrics::snapshot::Trend;
 use stampede_runner::metrics::{Registry, Snapshot, Value};
-use stampede_runner::report::{RunnerReport, RunnerState};
 use stampede_runner::summary::SecondPoint;
 
 use super::*;
@@ -484,6 +484,58 @@ fn a_finished_run_waits_for_its_ttl_then_deletes_the_loadtest() {
     // Without a TTL a finished run waits for a change.
     let kept = decide(&loadtest(), &done, &nothing(T0 + 10_000), &policy());
     assert!(kept.delete.is_empty() && kept.status.is_none() && kept.requeue.is_none());
+}
+
+#[test]
+fn a_ttl_past_the_end_of_time_waits_in_hours_and_never_overflows() {
+    let mut forever = spec();
+    forever["ttlSecondsAfterFinished"] = json!(i64::MAX);
+    let test = loadtest_with(forever, 1);
+    let done = finish(&test).status.expect("the verdict");
+    let later = decide(&test, &done, &nothing(T0 + 1_000_000), &policy());
+    assert!(later.delete.is_empty() && later.status.is_none());
+    assert_eq!(later.requeue, None, "it never expires");
+
+    // Ten years: expires, but the controller is woken at most hourly on the way.
+    let mut ten_years = spec();
+    ten_years["ttlSecondsAfterFinished"] = json!(10 * 365 * 86_400);
+    let test = loadtest_with(ten_years, 1);
+    let done = finish(&test).status.expect("the verdict");
+    let waiting = decide(&test, &done, &nothing(T0 + 100), &policy());
+    assert_eq!(waiting.requeue, Some(LONGEST_WAIT));
+}
+
+#[test]
+fn an_operator_failure_ends_a_going_run_errored_and_keeps_a_finished_verdict() {
+    let test = loadtest();
+    let going = running(&test);
+    let decision = failed(&test, &going, "deciding took over 10s", at(T0 + 5));
+    let status = decision.status.expect("an Errored status");
+    assert_eq!(status.phase, Some(Phase::Errored));
+    assert_eq!(status.run, going.run);
+    assert_eq!(status.plan, going.plan, "the plan stays on record");
+    let message = "the operator failed on this LoadTest: deciding took over 10s";
+    assert_eq!(status.message.as_deref(), Some(message));
+    assert_eq!(condition(&status, CONDITION_COMPLETE).reason, "Errored");
+    assert_eq!(condition(&status, CONDITION_PASSED).status, "False");
+    assert_eq!(decision.delete, [Deletion::RunObjects { keep: None }]);
+    assert!(
+        decision
+            .events
+            .iter()
+            .any(|e| e.warning && e.note == message)
+    );
+    // Errored is finished for this generation: the next reconcile does not start it again.
+    assert!(!needs_new_run(&test, &status));
+    assert_eq!(watched_run(&test, &status), None);
+
+    let done = finish(&test).status.expect("the verdict");
+    let kept = failed(&test, &done, "a panic", at(T0 + 60));
+    assert!(kept.status.is_none() && kept.delete.is_empty());
+    assert_eq!(kept.events.len(), 1);
+    // A new spec that cannot be decided ends Errored, not retried forever.
+    let fresh = failed(&test, &LoadTestStatus::default(), "a panic", at(T0));
+    assert_eq!(fresh.status.and_then(|s| s.phase), Some(Phase::Errored));
 }
 
 #[test]
