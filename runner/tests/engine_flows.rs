@@ -275,19 +275,36 @@ fn an_unvalidated_spec_naming_a_missing_flow_is_refused_not_spun() {
     );
 }
 
+/// A 65 536-character step name once panicked the summary printer ("Formatting argument out of
+/// range"). It is now refused where the API server would refuse it, with the field and the
+/// limit; the longest name the CRD allows is cut in the summary table.
 #[test]
-fn a_step_name_of_65536_characters_is_cut_in_the_summary_table_not_a_panic() {
-    let demo = Demo::start();
-    let name = "n".repeat(65_536);
-    let outcome = run_against(
-        &load(&manifest(
+fn a_step_name_over_the_crd_limit_is_refused_and_the_longest_allowed_is_cut_in_the_table() {
+    let step = |name: &str| {
+        manifest(
             "long-step-name",
             &format!(
                 "  scenarios: {{s: {{executor: shared-iterations, vus: 1, iterations: 2}}}}\n  flows: {{default: [{{name: {name}, request: {{url: /}}}}]}}\n"
             ),
-        )),
-        &demo.base_url(),
+        )
+    };
+    let report = stampede_runner::manifest::check_str(
+        "test.yaml",
+        &step(&"n".repeat(65_536)),
+        &Default::default(),
     );
+    assert!(!report.is_valid());
+    assert!(
+        report.diagnostics.iter().any(|d| d.path == "spec.flows.default[0].name"
+            && d.message
+                == "is 65536 characters long; the CRD allows at most 256 (a Kubernetes API server refuses it)"),
+        "{:#?}",
+        report.diagnostics
+    );
+
+    let demo = Demo::start();
+    let name = "n".repeat(256);
+    let outcome = run_against(&load(&step(&name)), &demo.base_url());
     assert_eq!(outcome.summary.steps, std::slice::from_ref(&name));
     let mut text = Vec::new();
     write_text(&outcome.summary, false, &mut text).unwrap();
