@@ -88,10 +88,21 @@ pub struct RunnerReport {
     pub aborted: Option<String>,
 }
 
-/// A report that cannot be read.
+/// The longest report text read: a ConfigMap holds at most 1 MiB, so anything longer did not
+/// come through the API and is refused before it is parsed.
+pub const MAX_REPORT_BYTES: usize = 1 << 20;
+
+/// A report that cannot be read (reports are untrusted input: a runner's image is the
+/// LoadTest author's choice).
 #[derive(Debug, thiserror::Error)]
-#[error("report is not valid JSON of a runner report: {0}")]
-pub struct ReportError(#[from] serde_json::Error);
+pub enum ReportError {
+    /// Not JSON of a runner report, or a histogram in it is refused.
+    #[error("report is not valid JSON of a runner report: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Longer than [`MAX_REPORT_BYTES`].
+    #[error("report is {0} bytes long, over the {MAX_REPORT_BYTES} a ConfigMap can hold")]
+    TooLong(usize),
+}
 
 impl RunnerReport {
     /// The report's JSON text.
@@ -103,6 +114,9 @@ impl RunnerReport {
 
     /// Reads a report.
     pub fn from_json(text: &str) -> Result<RunnerReport, ReportError> {
+        if text.len() > MAX_REPORT_BYTES {
+            return Err(ReportError::TooLong(text.len()));
+        }
         Ok(serde_json::from_str(text)?)
     }
 }
@@ -225,6 +239,7 @@ mod tests {
     use super::*;
     use crate::metrics::snapshot::Trend;
     use crate::metrics::{Metric, Registry, Value};
+    use base64::Engine as _;
 
     fn report(runner: u64, durations: &[f64], requests: f64) -> RunnerReport {
         let mut registry = Registry::new();
@@ -282,6 +297,36 @@ mod tests {
     fn bad_json_is_an_error_not_a_panic() {
         assert!(RunnerReport::from_json("{\"state\": 7}").is_err());
         assert!(RunnerReport::from_json("not json").is_err());
+    }
+
+    /// A report is untrusted input: a trend whose 40-byte histogram declares a 4 GiB payload
+    /// (hdrhistogram would allocate it before reading) and a text over a ConfigMap's size are
+    /// refused with the reason, before anything large is allocated.
+    #[test]
+    fn hostile_reports_are_refused_before_they_allocate() {
+        let mut header = Vec::new();
+        header.extend(0x1c84_9313u32.to_be_bytes());
+        header.extend(u32::MAX.to_be_bytes());
+        header.extend(0u32.to_be_bytes());
+        header.extend(3u32.to_be_bytes());
+        header.extend(1u64.to_be_bytes());
+        header.extend(2u64.to_be_bytes());
+        header.extend(1.0f64.to_be_bytes());
+        let hdr = base64::engine::general_purpose::STANDARD.encode(&header);
+        let text = format!(
+            r#"{{"run":1,"runner":0,"state":"Running","metrics":{{"http_req_duration":{{"type":"trend","count":1,"sum":1.0,"hdr":"{hdr}"}}}}}}"#
+        );
+        let error = RunnerReport::from_json(&text).unwrap_err().to_string();
+        assert!(
+            error.contains("declares 4294967295 payload bytes but 0 follow"),
+            "{error}"
+        );
+
+        let long = format!("{{\"message\": \"{}\"}}", "x".repeat(MAX_REPORT_BYTES));
+        assert!(matches!(
+            RunnerReport::from_json(&long),
+            Err(ReportError::TooLong(_))
+        ));
     }
 
     #[test]

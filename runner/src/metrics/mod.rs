@@ -1,6 +1,7 @@
 //! Metrics: the series a test records (k6's built-ins and their tagged sub-metrics), the
 //! mergeable values they hold, and the per-thread recording that keeps locks off the hot path.
 
+pub mod hdr_wire;
 pub mod recorder;
 pub mod registry;
 pub mod snapshot;

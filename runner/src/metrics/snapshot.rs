@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use hdrhistogram::Histogram;
-use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use serde::{Deserialize, Serialize};
 
+use super::hdr_wire::{self, CountsBudget};
 use super::registry::{Metric, Registry, SeriesId};
 use stampede_crds::metrics::MetricType;
 
@@ -386,7 +387,7 @@ pub enum WireValue {
 /// Why a wire value could not be read back.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid histogram in report: {0}")]
-pub struct WireError(String);
+pub struct WireError(pub(crate) String);
 
 impl From<&Value> for WireValue {
     fn from(value: &Value) -> Self {
@@ -419,10 +420,10 @@ impl From<&Value> for WireValue {
     }
 }
 
-impl TryFrom<&WireValue> for Value {
-    type Error = WireError;
-
-    fn try_from(wire: &WireValue) -> Result<Self, Self::Error> {
+impl Value {
+    /// Reads a wire value back; a trend's histogram is untrusted input, checked against the
+    /// limits of [`hdr_wire`] and charged to `budget` (one per snapshot).
+    fn from_wire(wire: &WireValue, budget: &mut CountsBudget) -> Result<Value, WireError> {
         Ok(match wire {
             WireValue::Counter { count } => Value::Counter(*count),
             WireValue::Gauge { value, min, max } => Value::Gauge {
@@ -440,9 +441,7 @@ impl TryFrom<&WireValue> for Value {
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(hdr)
                     .map_err(|e| WireError(e.to_string()))?;
-                let mut histogram: Histogram<u64> = Deserializer::new()
-                    .deserialize(&mut bytes.as_slice())
-                    .map_err(|e| WireError(format!("{e:?}")))?;
+                let mut histogram = hdr_wire::decode(&bytes, budget)?;
                 histogram.auto(true);
                 Value::Trend(Box::new(Trend {
                     histogram,
@@ -470,8 +469,9 @@ impl<'de> Deserialize<'de> for Snapshot {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let wire = BTreeMap::<String, WireValue>::deserialize(deserializer)?;
         let mut values = BTreeMap::new();
+        let mut budget = CountsBudget::default();
         for (key, value) in wire {
-            let value = Value::try_from(&value).map_err(serde::de::Error::custom)?;
+            let value = Value::from_wire(&value, &mut budget).map_err(serde::de::Error::custom)?;
             values.insert(key, value);
         }
         Ok(Snapshot { values })
