@@ -202,7 +202,7 @@ async fn decide_off_worker(
     let now = observation.now;
     let policy = context.policy.clone();
     let (test_for_task, status_for_task) = (test.clone(), status.clone());
-    let decided = bounded(DECIDE_DEADLINE, move || {
+    let decided = bounded(DECIDE_DEADLINE, &context.telemetry, move || {
         decide::decide(&test_for_task, &status_for_task, &observation, &policy)
     })
     .await;
@@ -219,19 +219,30 @@ async fn decide_off_worker(
 }
 
 /// Runs `work` on a blocking thread and waits at most `deadline` for it; a panic or an overrun
-/// comes back as the reason. (A thread that overran keeps running until it returns; it holds no
-/// lock and its result is dropped.)
+/// comes back as the reason. A thread that overran keeps running until it returns (it holds no
+/// lock and its result is dropped); until then `telemetry` counts it and /readyz says 503, so a
+/// stuck controller shows.
 async fn bounded<T: Send + 'static>(
     deadline: Duration,
+    telemetry: &Telemetry,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, String> {
-    match tokio::time::timeout(deadline, tokio::task::spawn_blocking(work)).await {
+    let mut task = tokio::task::spawn_blocking(work);
+    match tokio::time::timeout(deadline, &mut task).await {
         Ok(Ok(done)) => Ok(done),
         Ok(Err(failure)) => Err(match failure.try_into_panic() {
             Ok(payload) => format!("it panicked: {}", panic_message(payload.as_ref())),
             Err(failure) => format!("its task failed: {failure}"),
         }),
-        Err(_) => Err(format!("deciding took over {}s", deadline.as_secs_f64())),
+        Err(_) => {
+            telemetry.overrun_started();
+            let telemetry = telemetry.clone();
+            tokio::spawn(async move {
+                let _ = task.await;
+                telemetry.overrun_ended();
+            });
+            Err(format!("deciding took over {}s", deadline.as_secs_f64()))
+        }
     }
 }
 
@@ -277,28 +288,54 @@ mod tests {
 
     #[tokio::test]
     async fn bounded_work_returns_its_value() {
-        assert_eq!(bounded(Duration::from_secs(10), || 7).await, Ok(7));
+        let telemetry = Telemetry::new();
+        assert_eq!(
+            bounded(Duration::from_secs(10), &telemetry, || 7).await,
+            Ok(7)
+        );
     }
 
     #[tokio::test]
     async fn a_panic_comes_back_as_the_reason() {
-        let owned = bounded(Duration::from_secs(10), || -> u8 {
+        let telemetry = Telemetry::new();
+        let owned = bounded(Duration::from_secs(10), &telemetry, || -> u8 {
             panic!("{}", "Formatting argument out of range".to_string())
         });
         assert_eq!(
             owned.await,
             Err("it panicked: Formatting argument out of range".to_string())
         );
-        let literal = bounded(Duration::from_secs(10), || -> u8 { panic!("overflow") });
+        let literal = bounded(Duration::from_secs(10), &telemetry, || -> u8 {
+            panic!("overflow")
+        });
         assert_eq!(literal.await, Err("it panicked: overflow".to_string()));
     }
 
     #[tokio::test]
-    async fn an_overrun_comes_back_as_the_reason_and_frees_the_caller() {
+    async fn an_overrun_comes_back_as_the_reason_frees_the_caller_and_shows_until_it_returns() {
+        let telemetry = Telemetry::new();
+        telemetry.set_ready(true);
         let (release, held) = std::sync::mpsc::channel::<()>();
-        let spinning = bounded(Duration::from_millis(50), move || held.recv().is_ok());
+        let (returned, has_returned) = tokio::sync::oneshot::channel::<()>();
+        let spinning = bounded(Duration::from_millis(50), &telemetry, move || {
+            let released = held.recv().is_ok();
+            let _ = returned.send(());
+            released
+        });
         assert_eq!(spinning.await, Err("deciding took over 0.05s".to_string()));
-        // The thread still waits; let it go.
+        // The thread still waits: the operator is not ready while it does.
+        assert!(!telemetry.is_ready());
         let _ = release.send(());
+        has_returned
+            .await
+            .expect("the decision returns once released");
+        // The watcher task notices the return right after; await that condition.
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while !telemetry.is_ready() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("ready again once the overrunning decision returned");
     }
 }

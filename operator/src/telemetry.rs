@@ -61,6 +61,7 @@ struct Inner {
     reconciles: Family<ResultLabels, Counter>,
     reconcile_errors: Family<KindLabels, Counter>,
     loadtests: Family<PhaseLabels, Gauge>,
+    overrunning: Gauge,
     ready: AtomicBool,
 }
 
@@ -82,6 +83,7 @@ impl Telemetry {
         let reconciles = Family::<ResultLabels, Counter>::default();
         let reconcile_errors = Family::<KindLabels, Counter>::default();
         let loadtests = Family::<PhaseLabels, Gauge>::default();
+        let overrunning = Gauge::default();
         let mut registry = Registry::default();
         // Counters get their `_total` suffix from the encoder.
         registry.register(
@@ -99,12 +101,18 @@ impl Telemetry {
             "LoadTests by phase",
             loadtests.clone(),
         );
+        registry.register(
+            "stampede_overrunning_decisions",
+            "LoadTest decisions still running past their deadline (each holds a thread until it returns)",
+            overrunning.clone(),
+        );
         Telemetry {
             inner: Arc::new(Inner {
                 registry,
                 reconciles,
                 reconcile_errors,
                 loadtests,
+                overrunning,
                 ready: AtomicBool::new(false),
             }),
         }
@@ -147,9 +155,20 @@ impl Telemetry {
         self.inner.ready.store(ready, Ordering::Relaxed);
     }
 
-    /// Whether /readyz answers 200.
+    /// A decision overran its deadline and still holds its thread: /readyz answers 503 until
+    /// every such decision has returned ([`Telemetry::overrun_ended`]).
+    pub fn overrun_started(&self) {
+        self.inner.overrunning.inc();
+    }
+
+    /// A decision that overran has returned.
+    pub fn overrun_ended(&self) {
+        self.inner.overrunning.dec();
+    }
+
+    /// Whether /readyz answers 200: set ready, and no decision stuck past its deadline.
     pub fn is_ready(&self) -> bool {
-        self.inner.ready.load(Ordering::Relaxed)
+        self.inner.ready.load(Ordering::Relaxed) && self.inner.overrunning.get() <= 0
     }
 
     /// All metrics in the OpenMetrics text format (ending in `# EOF`).
@@ -437,14 +456,15 @@ mod tests {
     }
 
     #[test]
-    fn fresh_telemetry_is_not_ready_and_has_no_samples() {
+    fn fresh_telemetry_is_not_ready_and_has_no_samples_but_zero_overruns() {
         let telemetry = Telemetry::default();
         assert!(!telemetry.is_ready());
         let text = telemetry.encode();
-        assert!(
-            !text.lines().any(|line| line.starts_with("stampede_")),
-            "{text}"
-        );
+        let samples: Vec<&str> = text
+            .lines()
+            .filter(|line| line.starts_with("stampede_"))
+            .collect();
+        assert_eq!(samples, ["stampede_overrunning_decisions 0"], "{text}");
     }
 
     #[tokio::test]
@@ -502,6 +522,19 @@ mod tests {
         telemetry.set_ready(true);
         let ready = request(address, "GET", "/readyz").await;
         assert_eq!((ready.status, ready.body.as_str()), (200, "ok"));
+        // A decision stuck past its deadline makes the operator unready until it returns.
+        telemetry.overrun_started();
+        let ready = request(address, "GET", "/readyz").await;
+        assert_eq!((ready.status, ready.body.as_str()), (503, "not ready"));
+        assert_eq!(
+            sample(
+                &request(address, "GET", "/metrics").await.body,
+                "stampede_overrunning_decisions"
+            ),
+            Some("1")
+        );
+        telemetry.overrun_ended();
+        assert_eq!(request(address, "GET", "/readyz").await.status, 200);
         telemetry.set_ready(false);
         assert_eq!(request(address, "GET", "/readyz").await.status, 503);
 
