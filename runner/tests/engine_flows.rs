@@ -317,10 +317,12 @@ fn a_step_name_over_the_crd_limit_is_refused_and_the_longest_allowed_is_cut_in_t
     assert!(row.chars().count() < 200, "{row}");
 }
 
-/// A target that accepts connections and never answers: k6 passes every usual gate on it
-/// (grafana/k6#4283); Stampede fails them with "no data".
+/// A target that accepts connections and never answers: k6 records nothing for the request its
+/// hard stop cuts and passes every usual gate (grafana/k6#4283). Stampede counts the cut request
+/// as failed (error_code 1051, its wait as its duration), and a threshold whose metric got no
+/// samples at all (the checks, which never ran) fails with "no data".
 #[test]
-fn a_target_that_never_answers_fails_the_gate_with_no_data() {
+fn a_target_that_never_answers_fails_the_gate() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base_url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
@@ -334,29 +336,58 @@ fn a_target_that_never_answers_fails_the_gate_with_no_data() {
     let outcome = run_against(
         &load(&manifest(
             "dead-target",
-            "  scenarios: {s: {executor: constant-vus, vus: 1, duration: 1s, gracefulStop: 0s}}\n  flows: {default: [{name: home, request: {url: /}, checks: {ok: status == 200}}]}\n  thresholds:\n    http_req_duration: [\"p(95)<500\"]\n    http_req_failed: [\"rate<0.01\"]\n    checks: [\"rate>0.99\"]\n",
+            "  scenarios: {s: {executor: constant-vus, vus: 1, duration: 1s, gracefulStop: 0s}}\n  flows: {default: [{name: home, request: {url: /}, checks: {ok: status == 200}}]}\n  thresholds:\n    http_req_duration: [\"p(95)<500\"]\n    http_req_failed: [\"rate<0.01\"]\n    checks: [\"rate>0.99\"]\n    \"http_reqs{error_code:1051}\": [\"count<1\"]\n",
         )),
         &base_url,
     );
     let _ = stop.send(());
     holder.join().unwrap();
-    assert_eq!(
-        outcome.exit,
-        Exit::ThresholdsFailed,
-        "{:?}",
-        outcome.summary.thresholds
-    );
-    assert!(
-        outcome
-            .summary
-            .thresholds
+    let thresholds = &outcome.summary.thresholds;
+    assert_eq!(outcome.exit, Exit::ThresholdsFailed, "{thresholds:?}");
+    assert!(thresholds.iter().all(|t| !t.ok), "{thresholds:?}");
+    let by_metric = |metric: &str| {
+        thresholds
             .iter()
-            .all(|t| !t.ok && t.no_data),
-        "{:?}",
-        outcome.summary.thresholds
-    );
+            .find(|t| t.metric == metric)
+            .unwrap_or_else(|| panic!("{metric} in {thresholds:?}"))
+    };
+    // The one cut request: counted, failed, with its code, and its wait as its duration.
+    assert_eq!(outcome.summary.metrics.count("http_reqs"), 1.0);
+    assert_eq!(by_metric("http_reqs{error_code:1051}").value, Some(1.0));
+    assert_eq!(by_metric("http_req_failed").value, Some(1.0));
+    let p95 = by_metric("http_req_duration").value.expect("a duration");
+    assert!((900.0..5_000.0).contains(&p95), "{p95}");
+    assert!(outcome.errors >= 1);
+    // The checks never ran: no data, which fails.
+    let checks = by_metric("checks");
+    assert!(checks.no_data && checks.value.is_none(), "{checks:?}");
     let mut text = Vec::new();
     write_text(&outcome.summary, false, &mut text).unwrap();
     let text = String::from_utf8(text).unwrap();
-    assert!(text.contains("p(95)=no data"), "{text}");
+    assert!(text.contains("rate=no data"), "{text}");
+}
+
+/// A sub-metric that rightly stays empty (a step behind an `if` that never holds): "no data"
+/// fails by default and passes with `passWithoutData`.
+#[test]
+fn a_threshold_without_samples_fails_unless_it_passes_without_data() {
+    let demo = Demo::start();
+    let outcome = run_against(
+        &load(&manifest(
+            "no-data",
+            "  scenarios: {s: {executor: shared-iterations, vus: 1, iterations: 2}}\n  flows: {default: [{name: home, request: {url: /}}, {name: never, if: \"1 == 2\", request: {url: /}}]}\n  thresholds:\n    \"http_req_duration{name:never}\": [\"p(95)<500\", {threshold: \"p(99)<900\", passWithoutData: true}]\n",
+        )),
+        &demo.base_url(),
+    );
+    let results: Vec<(&str, bool, bool)> = outcome
+        .summary
+        .thresholds
+        .iter()
+        .map(|t| (t.threshold.as_str(), t.ok, t.no_data))
+        .collect();
+    assert_eq!(
+        results,
+        [("p(95)<500", false, true), ("p(99)<900", true, true)]
+    );
+    assert_eq!(outcome.exit, Exit::ThresholdsFailed);
 }

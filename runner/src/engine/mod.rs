@@ -3,6 +3,7 @@
 
 pub mod calls;
 pub mod cookies;
+mod cut;
 pub mod data;
 pub mod executors;
 pub mod flow;

@@ -14,6 +14,7 @@ use stampede_crds::template::{Builtin, Reference, Resolve, Template};
 
 use super::calls::WithCalls;
 use super::cookies::CookieJar;
+use super::cut::CutGuard;
 use super::flow::{
     Action, BodyTemplate, CaptureSource, CompiledFlow, CompiledRequest, CompiledStep, JsonTemplate,
 };
@@ -527,7 +528,22 @@ impl Vu {
                 },
             };
             let method_name = method.as_str();
-            match self.client.send(outgoing, options).await {
+            let cut = CutGuard::arm(
+                shared,
+                SampleTags {
+                    name: Some(&request.name),
+                    method: Some(method_name),
+                    scenario: Some(&scenario.name),
+                    group: Some(group),
+                    custom: &custom,
+                    ..SampleTags::default()
+                },
+                &method,
+                &target,
+            );
+            let sent = self.client.send(outgoing, options).await;
+            cut.disarm();
+            match sent {
                 Ok(response) => {
                     let status = response.status.as_u16();
                     let expected = request.expected.contains(status);

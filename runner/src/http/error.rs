@@ -2,11 +2,18 @@
 //!
 //! Codes and messages follow k6's `lib/netext/httpext/error_codes.go`: 1000 generic,
 //! 1020 invalid URL, 1050 timeout, 11xx DNS, 12xx TCP, 13xx TLS. (1400–1599 are not
-//! errors of this client: k6 sets `error_code` = 1000 + status for responses ≥ 400.)
+//! errors of this client: k6 sets `error_code` = 1000 + status for responses ≥ 400.) One code
+//! is ours: [`CUT_BY_HARD_STOP`].
 
 use std::io;
 
 use super::client::Timings;
+
+/// The `error_code` of a request the test's hard stop cut before any response arrived (the
+/// iteration was interrupted at the end of `gracefulStop` / `gracefulRampDown`). k6 records
+/// nothing for such a request, so a target that never answers passes its gates; Stampede counts
+/// it as a failed request. 1051 is unused by k6 (next to 1050, its request timeout).
+pub const CUT_BY_HARD_STOP: u32 = 1051;
 
 /// What went wrong, one variant per k6 error code (see [`ErrorKind::error_code`]).
 ///

@@ -21,5 +21,5 @@ pub use client::{
     VuClient,
 };
 pub use dns::DnsCache;
-pub use error::{ErrorKind, HttpError};
+pub use error::{CUT_BY_HARD_STOP, ErrorKind, HttpError};
 pub use target::{Scheme, Target};
