@@ -107,6 +107,7 @@ impl Header {
         };
         if header.significant_figures > u32::from(TREND_SIGFIGS)
             || header.lowest == 0
+            || header.lowest > header.highest / 2
             || header.highest > MAX_HIGHEST
         {
             return Err(refused(format!(
@@ -124,6 +125,8 @@ impl Header {
 
     /// HdrHistogram's layout: sub-buckets resolve `2 * 10^figures` values; each further bucket
     /// doubles the range until `highest` is covered; half of each bucket's sub-buckets are new.
+    /// Computed in `u128`, so it ends for any bounds (at most 64 doublings): the fuzzer found
+    /// that a `u64` shift wraps to 0 for a large `lowest` and then never passes `highest`.
     fn counts_len_of(figures: u32, lowest: u64, highest: u64) -> u64 {
         let single_unit_range = 2 * 10u64.pow(figures.min(5));
         let sub_bucket_magnitude = single_unit_range
@@ -132,19 +135,17 @@ impl Header {
             .max(1);
         let sub_bucket_count = 1u64 << sub_bucket_magnitude;
         let unit_magnitude = lowest.max(1).ilog2();
-        let mut untrackable = sub_bucket_count
-            .checked_shl(unit_magnitude)
-            .unwrap_or(u64::MAX);
+        let mut untrackable = u128::from(sub_bucket_count) << unit_magnitude;
         let mut buckets = 1u64;
-        while untrackable <= highest {
-            if untrackable > u64::MAX / 2 {
+        while untrackable <= u128::from(highest) {
+            if untrackable > u128::from(u64::MAX / 2) {
                 buckets += 1;
                 break;
             }
             untrackable <<= 1;
             buckets += 1;
         }
-        (buckets + 1) * (sub_bucket_count / 2)
+        (buckets + 1).saturating_mul(sub_bucket_count / 2)
     }
 }
 
@@ -263,6 +264,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("it inflates past"), "{error}");
+        // A lowest value near the top (the fuzzer's find: the counts size never finished).
+        for lowest in [1 << 60, u64::MAX, MAX_HIGHEST] {
+            let error = decode(
+                &header(0, 3, lowest, MAX_HIGHEST),
+                &mut CountsBudget::default(),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                error.contains("a runner writes at most 3 figures"),
+                "{error}"
+            );
+            assert!(Header::counts_len_of(3, lowest, MAX_HIGHEST) < 1 << 20);
+        }
         // Garbage and truncation.
         for bytes in [&b""[..], &b"\x1c\x84\x93\x13"[..], &b"not a histogram"[..]] {
             assert!(decode(bytes, &mut CountsBudget::default()).is_err());
