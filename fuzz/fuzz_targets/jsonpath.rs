@@ -1,0 +1,11 @@
+//! Fuzz target: JSONPath of captures and `json("…")` checks, through the bounded parser.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    stampede_fuzz::within_budget(data, || stampede_crds::jsonpath::parse(text).is_ok());
+});
