@@ -8,6 +8,7 @@ cd "$(dirname "$0")"
 rm -rf corpus && mkdir -p corpus/{manifest,template,expr,threshold,jsonpath,duration,report}
 cp ../examples/*.yaml ../tests/invalid/*.yaml corpus/manifest/
 cp seeds/report/* corpus/report/
+cp seeds/jsonpath/* corpus/jsonpath/
 python3 - <<'PY'
 import glob, hashlib, re
 def put(target, text):

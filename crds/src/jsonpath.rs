@@ -25,6 +25,11 @@ pub enum JsonPathError {
         "nests brackets and parentheses {depth} deep; at most {MAX_NESTING} are allowed, so flatten the filters"
     )]
     TooDeep { depth: usize },
+    /// A `\u` escape in a quoted name without four hex digits after it.
+    #[error(
+        "has a \\u escape without four hex digits at byte {at}; write it like \\u00e9, or the character itself"
+    )]
+    BadEscape { at: usize },
     /// Not RFC 9535 syntax.
     #[error("is not an RFC 9535 JSONPath ({message})")]
     Syntax { message: String },
@@ -40,9 +45,52 @@ pub fn parse(text: &str) -> Result<JsonPath, JsonPathError> {
     if depth > MAX_NESTING {
         return Err(JsonPathError::TooDeep { depth });
     }
-    JsonPath::parse(text).map_err(|error| JsonPathError::Syntax {
-        message: error.to_string(),
-    })
+    if let Some(at) = bad_escape(text) {
+        return Err(JsonPathError::BadEscape { at });
+    }
+    // serde_json_path 0.7.2 panics ("unreachable: we do not use streaming parsers") on a
+    // truncated `\u` escape, which `bad_escape` refuses first; a panic of the same family
+    // must still be a refused path, never a crashed validator or operator.
+    match std::panic::catch_unwind(|| JsonPath::parse(text)) {
+        Ok(parsed) => parsed.map_err(|error| JsonPathError::Syntax {
+            message: error.to_string(),
+        }),
+        Err(_) => Err(JsonPathError::Syntax {
+            message: "the JSONPath parser failed on it".to_string(),
+        }),
+    }
+}
+
+/// The byte offset of the first `\u` escape inside a quoted name that is not followed by four
+/// hex digits (RFC 9535 requires them), if any.
+fn bad_escape(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut quote: Option<u8> = None;
+    let mut index = 0;
+    while index < bytes.len() {
+        let byte = bytes[index];
+        match quote {
+            None if byte == b'\'' || byte == b'"' => quote = Some(byte),
+            None => {}
+            Some(_) if byte == b'\\' => {
+                if bytes.get(index + 1) == Some(&b'u') {
+                    let digits = bytes.get(index + 2..index + 6);
+                    if !digits.is_some_and(|d| d.iter().all(u8::is_ascii_hexdigit)) {
+                        return Some(index);
+                    }
+                    index += 6;
+                    continue;
+                }
+                // Any other escape is one more byte; the parser judges it.
+                index += 2;
+                continue;
+            }
+            Some(open) if byte == open => quote = None,
+            Some(_) => {}
+        }
+        index += 1;
+    }
+    None
 }
 
 impl JsonPathError {
@@ -151,6 +199,34 @@ mod tests {
         let message = problem(&long, &error);
         assert!(message.len() < 200, "{message}");
         assert!(message.contains("…"), "{message}");
+    }
+
+    /// The fuzzer's find: serde_json_path 0.7.2 panics on `$.s['\u` (a truncated escape).
+    #[test]
+    fn truncated_unicode_escapes_are_refused_not_a_panic() {
+        for (text, at) in [
+            (r"$.s['\u", 5),
+            (r"$.s['\u12", 5),
+            (r"$.s['\u12']", 5),
+            (r#"$["a\uZZZZ"]"#, 4),
+            (r"$.s['\u00e9\u", 11),
+        ] {
+            assert_eq!(
+                parse(text).unwrap_err(),
+                JsonPathError::BadEscape { at },
+                "{text}"
+            );
+        }
+        assert!(parse(r"$['caf\u00e9']").is_ok());
+        assert!(
+            parse(r"$['\\u']").is_ok(),
+            "an escaped backslash, then a plain u"
+        );
+        let message = problem(r"$.s['\u", &parse(r"$.s['\u").unwrap_err());
+        assert!(
+            message.contains("without four hex digits at byte 5"),
+            "{message}"
+        );
     }
 
     #[test]
