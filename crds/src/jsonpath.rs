@@ -41,15 +41,17 @@ pub fn parse(text: &str) -> Result<JsonPath, JsonPathError> {
     if text.len() > MAX_LENGTH {
         return Err(JsonPathError::TooLong { length: text.len() });
     }
-    let depth = nesting(text);
-    if depth > MAX_NESTING {
-        return Err(JsonPathError::TooDeep { depth });
+    let scanned = scan(text);
+    if scanned.deepest > MAX_NESTING {
+        return Err(JsonPathError::TooDeep {
+            depth: scanned.deepest,
+        });
     }
-    if let Some(at) = bad_escape(text) {
+    if let Some(at) = scanned.bad_escape {
         return Err(JsonPathError::BadEscape { at });
     }
     // serde_json_path 0.7.2 panics ("unreachable: we do not use streaming parsers") on a
-    // truncated `\u` escape, which `bad_escape` refuses first; a panic of the same family
+    // truncated `\u` escape, which the scan refuses first; a panic of the same family
     // must still be a refused path, never a crashed validator or operator.
     match std::panic::catch_unwind(|| JsonPath::parse(text)) {
         Ok(parsed) => parsed.map_err(|error| JsonPathError::Syntax {
@@ -59,38 +61,6 @@ pub fn parse(text: &str) -> Result<JsonPath, JsonPathError> {
             message: "the JSONPath parser failed on it".to_string(),
         }),
     }
-}
-
-/// The byte offset of the first `\u` escape inside a quoted name that is not followed by four
-/// hex digits (RFC 9535 requires them), if any.
-fn bad_escape(text: &str) -> Option<usize> {
-    let bytes = text.as_bytes();
-    let mut quote: Option<u8> = None;
-    let mut index = 0;
-    while index < bytes.len() {
-        let byte = bytes[index];
-        match quote {
-            None if byte == b'\'' || byte == b'"' => quote = Some(byte),
-            None => {}
-            Some(_) if byte == b'\\' => {
-                if bytes.get(index + 1) == Some(&b'u') {
-                    let digits = bytes.get(index + 2..index + 6);
-                    if !digits.is_some_and(|d| d.iter().all(u8::is_ascii_hexdigit)) {
-                        return Some(index);
-                    }
-                    index += 6;
-                    continue;
-                }
-                // Any other escape is one more byte; the parser judges it.
-                index += 2;
-                continue;
-            }
-            Some(open) if byte == open => quote = None,
-            Some(_) => {}
-        }
-        index += 1;
-    }
-    None
 }
 
 impl JsonPathError {
@@ -122,34 +92,60 @@ pub fn shown(text: &str) -> String {
     }
 }
 
-/// The deepest nesting of `[` and `(` in `text`, skipping quoted names and string literals
-/// (`'a[b'`, `"x("`, with backslash escapes). Unbalanced closers count as nothing.
-fn nesting(text: &str) -> usize {
+/// What one linear pass over a JSONPath finds before the parser may see it.
+#[derive(Debug, PartialEq, Eq)]
+struct Scan {
+    /// The deepest nesting of `[` and `(` outside quoted names and string literals (`'a[b'`,
+    /// `"x("`, with backslash escapes); unbalanced closers count as nothing.
+    deepest: usize,
+    /// The byte offset of the first `\u` escape inside quotes not followed by four hex digits
+    /// (RFC 9535 requires them).
+    bad_escape: Option<usize>,
+}
+
+fn scan(text: &str) -> Scan {
+    let bytes = text.as_bytes();
     let (mut depth, mut deepest) = (0usize, 0usize);
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
-    for c in text.chars() {
-        if let Some(open) = quote {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == open {
-                quote = None;
+    let mut bad_escape = None;
+    let mut quote: Option<u8> = None;
+    let mut index = 0;
+    while index < bytes.len() {
+        let byte = bytes[index];
+        match quote {
+            Some(_) if byte == b'\\' => {
+                // A valid `\uXXXX` is skipped whole; any other escape is one more byte (the
+                // parser judges it).
+                let hex = bytes.get(index + 2..index + 6);
+                if bytes.get(index + 1) == Some(&b'u')
+                    && hex.is_some_and(|d| d.iter().all(u8::is_ascii_hexdigit))
+                {
+                    index += 6;
+                    continue;
+                }
+                if bytes.get(index + 1) == Some(&b'u') {
+                    bad_escape = bad_escape.or(Some(index));
+                }
+                index += 2;
+                continue;
             }
-            continue;
+            Some(open) if byte == open => quote = None,
+            Some(_) => {}
+            None => match byte {
+                b'\'' | b'"' => quote = Some(byte),
+                b'[' | b'(' => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+                b']' | b')' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
         }
-        match c {
-            '\'' | '"' => quote = Some(c),
-            '[' | '(' => {
-                depth += 1;
-                deepest = deepest.max(depth);
-            }
-            ']' | ')' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
+        index += 1;
     }
-    deepest
+    Scan {
+        deepest,
+        bad_escape,
+    }
 }
 
 #[cfg(test)]
@@ -172,6 +168,7 @@ mod tests {
 
     #[test]
     fn nesting_skips_quoted_text() {
+        let nesting = |text| scan(text).deepest;
         assert_eq!(nesting("$['[[[[[[[[[[']"), 1);
         assert_eq!(nesting(r#"$["\"(((((((((("]"#), 1);
         assert_eq!(nesting("$[?(@.a[?(@.b)])]"), 4);
