@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod builtin;
 pub mod cel;
+pub mod chaos;
 pub mod cr_admission;
 pub mod crd_admission;
 pub mod delegate;
@@ -185,6 +186,7 @@ impl ApiServer {
             audit: Mutex::new(Vec::new()),
             delegate: delegate.clone(),
             pruned: Mutex::new(Vec::new()),
+            chaos: chaos::Chaos::default(),
         });
         let dir = tempfile::tempdir()?;
         write_kubeconfig(&dir.path().join("kubeconfig"), address)?;
@@ -245,6 +247,11 @@ impl ApiServer {
             .log_dir
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(dir.to_path_buf());
+    }
+
+    /// The faults injected at this server's HTTP edge (outages, watch cuts, refused writes).
+    pub fn chaos(&self) -> &chaos::Chaos {
+        &self.shared.chaos
     }
 
     /// Drops the watch history, like an etcd compaction: watches from older

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
 use super::auth;
+use super::chaos::{self, Chaos};
 use super::delegate::Delegate;
 use super::deletion::{self, DeleteOptions, Propagation};
 use super::discovery;
@@ -49,6 +50,8 @@ pub struct Shared {
     pub delegate: Option<Arc<Delegate>>,
     /// Status writes whose fields the real server did not keep (one line each).
     pub pruned: Mutex<Vec<String>>,
+    /// The faults a test injected.
+    pub chaos: Chaos,
 }
 
 /// One audited request.
@@ -99,13 +102,32 @@ pub async fn handle(
         Ok(collected) => collected.to_bytes(),
         Err(_) => Bytes::new(),
     };
+    if let Some(refused) = shared.chaos.intercept(&parts.method, parts.uri.path()) {
+        return Ok(refused);
+    }
+    let watch = chaos::is_watch(parts.uri.query());
+    let response = serve_request(Arc::clone(&shared), parts, body).await;
+    Ok(if watch {
+        let (parts, body) = response.into_parts();
+        Response::from_parts(parts, shared.chaos.cuttable(body))
+    } else {
+        response
+    })
+}
+
+/// Serves one request that no injected fault refused.
+async fn serve_request(
+    shared: Arc<Shared>,
+    parts: http::request::Parts,
+    body: Bytes,
+) -> Response<Body> {
     if let Some(delegate) = shared.delegate.clone()
         && let Some(claim) = delegate.claim(&parts.method, parts.uri.path(), parts.uri.query())
     {
-        return Ok(super::delegate::serve(shared, &delegate, claim, parts, body).await);
+        return super::delegate::serve(shared, &delegate, claim, parts, body).await;
     }
     let request = ParsedRequest::new(parts, body);
-    Ok(match route(&shared, &request) {
+    match route(&shared, &request) {
         Ok(Reply::Json(code, value, warnings)) => json_response(code, &value, &warnings),
         Ok(Reply::Text(text)) => Response::builder()
             .status(200)
@@ -114,7 +136,7 @@ pub async fn handle(
             .unwrap_or_else(|_| Response::new(full(Bytes::new()))),
         Ok(Reply::Watch(watch)) => watch_response(shared, *watch),
         Err(error) => json_response(error.code, &error.status(), &[]),
-    })
+    }
 }
 
 struct ParsedRequest {
