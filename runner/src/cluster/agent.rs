@@ -195,27 +195,56 @@ struct Reporter {
     name: String,
 }
 
+/// How long a report that must arrive (Ready, the final one, a failure) keeps being retried
+/// through API server trouble: an outage shorter than this loses no report. A periodic report
+/// is tried once, as the next one replaces it.
+const REPORT_PATIENCE: Duration = Duration::from_secs(180);
+
+/// The longest pause between two tries of a report write.
+const REPORT_RETRY_CAP: Duration = Duration::from_secs(5);
+
+/// Whether a failed API call may succeed if made again: the API server was unreachable, busy
+/// or unavailable, or the write raced another (409). A missing object (the LoadTest is gone),
+/// a refusal or an invalid write stays as it is.
+fn transient(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => matches!(status.code, 409 | 429 | 500..=599),
+        _ => true,
+    }
+}
+
 impl Reporter {
-    /// Replaces the report (a merge patch of one key; the operator owns the rest). Retries a
-    /// few times: a report lost to a blip would stall the start barrier.
+    /// Replaces the report (a merge patch of one key; the operator owns the rest), retrying
+    /// transient failures with a growing pause until [`REPORT_PATIENCE`] is spent: a report
+    /// lost to an API server outage would stall the start barrier or lose the run's figures.
     async fn write(&self, report: &RunnerReport) -> Result<(), AgentError> {
-        let patch = json!({"data": {REPORT_KEY: report.to_json()}});
-        let mut attempt = 0u64;
+        let deadline = tokio::time::Instant::now() + REPORT_PATIENCE;
+        let mut pause = Duration::from_millis(200);
         loop {
-            let result = self
-                .config_maps
-                .patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await;
-            attempt += 1;
-            match result {
-                Ok(_) => return Ok(()),
-                Err(kube::Error::Api(status)) if status.code == 404 || attempt >= 5 => {
-                    return Err(self.failed(kube::Error::Api(status)));
+            match self.write_once(report).await {
+                Ok(()) => return Ok(()),
+                Err(error) if transient(&error) && tokio::time::Instant::now() < deadline => {
+                    eprintln!(
+                        "runner {}: writing report ConfigMap {} failed ({error}); retrying in {:.1}s",
+                        report.runner,
+                        self.name,
+                        pause.as_secs_f64()
+                    );
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(REPORT_RETRY_CAP);
                 }
-                Err(error) if attempt >= 5 => return Err(self.failed(error)),
-                Err(_) => tokio::time::sleep(Duration::from_millis(200 * attempt)).await,
+                Err(error) => return Err(self.failed(error)),
             }
         }
+    }
+
+    /// One try at replacing the report (the periodic ones: the next replaces a lost one).
+    async fn write_once(&self, report: &RunnerReport) -> Result<(), kube::Error> {
+        let patch = json!({"data": {REPORT_KEY: report.to_json()}});
+        self.config_maps
+            .patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(drop)
     }
 
     fn failed(&self, source: kube::Error) -> AgentError {
@@ -612,8 +641,14 @@ async fn report_periodically(
     let mut ticker = tokio::time::interval_at(start_at + every, every);
     loop {
         ticker.tick().await;
-        if let Err(error) = reporter.write(&live_report(&running, &live, width)).await {
-            eprintln!("runner {}: {error}", running.runner);
+        if let Err(error) = reporter
+            .write_once(&live_report(&running, &live, width))
+            .await
+        {
+            eprintln!(
+                "runner {}: a periodic report was not written ({error}); the next one replaces it",
+                running.runner
+            );
         }
     }
 }
@@ -721,6 +756,23 @@ mod tests {
         (env::INDEX, "1"),
         (env::REPORTS, "spike-run2-report-"),
     ];
+
+    #[test]
+    fn report_writes_retry_what_may_pass_and_stop_on_what_will_not() {
+        let api = |code| {
+            kube::Error::Api(
+                kube::core::Status::failure("injected", "Injected")
+                    .with_code(code)
+                    .boxed(),
+            )
+        };
+        for code in [409, 429, 500, 503, 504] {
+            assert!(transient(&api(code)), "{code} may pass on a retry");
+        }
+        for code in [400, 403, 404, 422] {
+            assert!(!transient(&api(code)), "{code} will not pass on a retry");
+        }
+    }
 
     #[test]
     fn the_pod_environment_gives_the_runner_its_part() {
