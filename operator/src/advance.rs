@@ -296,11 +296,7 @@ pub fn advance(run: &ActiveRun<'_>, current: &LoadTestStatus, observation: &Obse
                 r.aborted.as_deref().unwrap_or_default()
             )
         });
-    let fatal = observation
-        .faults
-        .iter()
-        .find(|f| f.severity == Severity::Fatal)
-        .map(|f| f.message.clone());
+    let fatal = fatal_message(&observation.faults, desired);
     if let Some(message) = failed_report.or(fatal).or(stopped_early) {
         return finish(
             run,
@@ -471,6 +467,36 @@ pub fn advance(run: &ActiveRun<'_>, current: &LoadTestStatus, observation: &Obse
             notice: None,
             requeue: None,
         },
+    }
+}
+
+/// The status message of a run's fatal faults: the lost runner, or how many of the fleet were
+/// lost and each one's reason (a drained node takes several at once); the Job's own failure
+/// when no runner's pod says more.
+fn fatal_message(faults: &[RunnerFault], desired: usize) -> Option<String> {
+    let fatal: Vec<&RunnerFault> = faults
+        .iter()
+        .filter(|f| f.severity == Severity::Fatal)
+        .collect();
+    let mut lost: Vec<&RunnerFault> = fatal
+        .iter()
+        .copied()
+        .filter(|f| f.runner.is_some())
+        .collect();
+    lost.sort_by_key(|f| f.runner);
+    lost.dedup_by_key(|f| f.runner);
+    match lost.as_slice() {
+        [] => fatal.first().map(|f| f.message.clone()),
+        [one] => Some(one.message.clone()),
+        several => Some(format!(
+            "{} of {desired} runners lost: {}",
+            several.len(),
+            several
+                .iter()
+                .map(|f| f.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        )),
     }
 }
 
@@ -962,6 +988,55 @@ mod tests {
         assert_eq!(passed.message, oom.message);
         assert_eq!(step.status.runners.as_ref().map(|r| r.failed), Some(1));
         assert!(step.finished.is_some());
+    }
+
+    #[test]
+    fn two_of_three_runners_lost_error_the_run_naming_both_and_keep_the_partial_figures() {
+        let test = test();
+        let status = running(&test);
+        let lost = |runner: u64| {
+            fault(
+                runner,
+                "Error",
+                Severity::Fatal,
+                &format!(
+                    "runner {runner} (pod checkout-run1-{runner}-abcde) failed: Error (exit code 137)"
+                ),
+            )
+        };
+        // The Job's own failure comes with them; the runners say more.
+        let job = RunnerFault {
+            runner: None,
+            ..fault(
+                0,
+                "BackoffLimitExceeded",
+                Severity::Fatal,
+                "runner Job checkout-run1 failed: BackoffLimitExceeded",
+            )
+        };
+        let reports = (0..3)
+            .map(|i| Some(measured(i, RunnerState::Running, 10, 50.0, 5.0)))
+            .collect();
+        let observation = Observation {
+            faults: vec![job, lost(2), lost(1), lost(2)],
+            ..observe(at(T0 + 20), reports)
+        };
+        let step = advance(&test, &status, &observation);
+        assert_eq!(step.status.phase, Some(Phase::Errored));
+        let message = step.status.message.clone().unwrap_or_default();
+        assert_eq!(
+            message,
+            format!(
+                "2 of 3 runners lost: {}; {}",
+                lost(1).message,
+                lost(2).message
+            )
+        );
+        // What the fleet did before it was lost is kept: status figures and the result.
+        let summary = step.status.summary.as_ref().expect("the partial summary");
+        assert_eq!(summary.http_reqs, 30, "three runners' 10 requests each");
+        let merged = step.finished.expect("a result to write");
+        assert_eq!(merged.metrics.count("http_reqs"), 30.0);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use stampede_crds::LoadTest;
 use stampede_crds::spec::CleanupPolicy;
@@ -72,12 +72,16 @@ pub enum Deletion {
     LoadTest,
 }
 
-/// What one reconcile does. It is carried out in this order, for every arm: the status, then
-/// the objects, then the Events, then the deletions — so a new run's objects exist before the
-/// previous runs' go, a finished run's verdict and result are written before its runners'
+/// What one reconcile does. It is carried out in this order, for every arm: a finished run's
+/// result, the status, then the objects, then the Events, then the deletions — so the status
+/// never points at a result that is not written yet (an operator stopped in between finishes
+/// the run again on restart, from the reports still there), a new run's objects exist before
+/// the previous runs' go, a finished run's verdict and result are written before its runners'
 /// objects are cleaned up, and the LoadTest goes last.
 #[derive(Debug, Clone, Default)]
 pub struct Decision {
+    /// The result ConfigMap of a run that finished in this step (server-side apply).
+    pub result: Option<Box<ConfigMap>>,
     /// The status to write (None: unchanged).
     pub status: Option<LoadTestStatus>,
     /// The objects to apply (server-side apply).
@@ -128,7 +132,15 @@ pub fn decide(
         return start_run(test, status, observation.now, policy);
     }
     if status.phase.unwrap_or_default().is_finished() {
-        return expire(test, status, observation.now);
+        let mut decision = expire(test, status, observation.now);
+        // An operator stopped between a run's verdict and its clean-up finishes the clean-up
+        // when it sees the run again (deleting what is already gone changes nothing).
+        if cleans_up(test, status) && !decision.delete.contains(&Deletion::LoadTest) {
+            decision
+                .delete
+                .insert(0, Deletion::RunObjects { keep: None });
+        }
+        return decision;
     }
     drive(test, status, observation, policy)
 }
@@ -156,6 +168,7 @@ fn start_run(
     let started = advance::new_run(test, status, &plan, now);
     let run = started.run.unwrap_or(1);
     Decision {
+        result: None,
         status: Some(started),
         apply: desired::run_objects(Run {
             test,
@@ -233,9 +246,7 @@ fn drive(
         decision.apply = objects.into_owned(observation.job.is_none());
     }
     if let Some(summary) = &step.finished {
-        decision
-            .apply
-            .push(Owned::ConfigMap(desired::result_config_map(test, summary)));
+        decision.result = Some(Box::new(desired::result_config_map(test, summary)));
         if cleans_up(test, &step.status) {
             decision.delete.push(Deletion::RunObjects { keep: None });
         }

@@ -95,13 +95,16 @@ impl Io {
         Ok(observation)
     }
 
-    /// Carries out `decision` in its order: status, objects, Events, deletions.
+    /// Carries out `decision` in its order: result, status, objects, Events, deletions.
     pub async fn execute(
         &self,
         test: &LoadTest,
         decision: &Decision,
         recorder: &Recorder,
     ) -> Result<(), ReconcileError> {
+        if let Some(result) = &decision.result {
+            self.apply(result.as_ref()).await?;
+        }
         if let Some(status) = &decision.status {
             self.write_status(status).await?;
         }

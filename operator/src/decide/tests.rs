@@ -133,13 +133,14 @@ fn image(job: &Job) -> &str {
 }
 
 fn config_maps(decision: &Decision) -> Vec<String> {
-    decision
-        .apply
-        .iter()
-        .filter_map(|object| match object {
-            Owned::ConfigMap(map) => map.metadata.name.clone(),
-            _ => None,
-        })
+    let result = decision.result.iter().map(|map| map.as_ref());
+    let applied = decision.apply.iter().filter_map(|object| match object {
+        Owned::ConfigMap(map) => Some(map),
+        _ => None,
+    });
+    result
+        .chain(applied)
+        .filter_map(|map| map.metadata.name.clone())
         .collect()
 }
 
@@ -426,6 +427,10 @@ fn caps_lowered_after_a_restart_the_running_test_finishes_with_its_recorded_plan
     let progress = done.progress.as_ref().unwrap();
     assert_eq!(progress.rps, 12.0, "360 requests in 30 s");
     assert_eq!(config_maps(&decision), ["checkout-result"]);
+    assert!(
+        decision.result.is_some() && decision.apply.is_empty(),
+        "the result is written before the status that points at it"
+    );
     assert_eq!(decision.delete, [Deletion::RunObjects { keep: None }]);
     assert_eq!(
         decision.events.last().map(|e| e.reason.as_str()),
@@ -464,6 +469,24 @@ fn cleanup_follows_the_spec() {
 }
 
 #[test]
+fn an_operator_stopped_before_the_clean_up_does_it_when_it_sees_the_run_again() {
+    for (cleanup, deletes) in [("runners", true), ("none", false), ("onSuccess", true)] {
+        let mut spec = spec();
+        spec["cleanup"] = json!(cleanup);
+        let test = loadtest_with(spec, 1);
+        let done = finish(&test).status.expect("the verdict");
+        let again = decide(&test, &done, &nothing(T0 + 60), &policy());
+        assert!(again.status.is_none() && again.result.is_none() && again.apply.is_empty());
+        assert_eq!(
+            again.delete == [Deletion::RunObjects { keep: None }],
+            deletes,
+            "{cleanup}: {:?}",
+            again.delete
+        );
+    }
+}
+
+#[test]
 fn a_finished_run_waits_for_its_ttl_then_deletes_the_loadtest() {
     let mut spec = spec();
     spec["ttlSecondsAfterFinished"] = json!(60);
@@ -475,7 +498,9 @@ fn a_finished_run_waits_for_its_ttl_then_deletes_the_loadtest() {
     assert_eq!(watched_run(&test, &done), None, "nothing to observe");
 
     let waiting = decide(&test, &done, &nothing(T0 + 80), &policy());
-    assert!(waiting.status.is_none() && waiting.apply.is_empty() && waiting.delete.is_empty());
+    assert!(waiting.status.is_none() && waiting.apply.is_empty());
+    // The clean-up is done again, in case an operator stopped before it (else a no-op).
+    assert_eq!(waiting.delete, [Deletion::RunObjects { keep: None }]);
     assert_eq!(waiting.requeue, Some(Duration::from_secs(31)));
     let expired = decide(&test, &done, &nothing(T0 + 110), &policy());
     assert_eq!(expired.delete, [Deletion::LoadTest]);
@@ -483,7 +508,8 @@ fn a_finished_run_waits_for_its_ttl_then_deletes_the_loadtest() {
 
     // Without a TTL a finished run waits for a change.
     let kept = decide(&loadtest(), &done, &nothing(T0 + 10_000), &policy());
-    assert!(kept.delete.is_empty() && kept.status.is_none() && kept.requeue.is_none());
+    assert!(kept.status.is_none() && kept.requeue.is_none());
+    assert_eq!(kept.delete, [Deletion::RunObjects { keep: None }]);
 }
 
 #[test]
@@ -493,7 +519,7 @@ fn a_ttl_past_the_end_of_time_waits_in_hours_and_never_overflows() {
     let test = loadtest_with(forever, 1);
     let done = finish(&test).status.expect("the verdict");
     let later = decide(&test, &done, &nothing(T0 + 1_000_000), &policy());
-    assert!(later.delete.is_empty() && later.status.is_none());
+    assert!(!later.delete.contains(&Deletion::LoadTest) && later.status.is_none());
     assert_eq!(later.requeue, None, "it never expires");
 
     // Ten years: expires, but the controller is woken at most hourly on the way.
