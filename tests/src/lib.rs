@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod demo_target;
 pub mod kubelet;
 pub mod operator;
+pub mod world;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
