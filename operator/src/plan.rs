@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::ResourceRequirements;
 use stampede_crds::LoadTest;
 use stampede_crds::status::{LoadTestStatus, RunPlanStatus};
 use stampede_runner::schedule::ExecutionSegment;
+use stampede_runner::schedule::sizing::{self, Size, SizeError};
 
 use crate::compiled::{self, CompiledTest};
 use crate::desired;
@@ -39,33 +40,9 @@ pub enum PlanError {
     /// The spec is invalid (the same problems `stampede validate` lists).
     #[error("{}", .0.join("; "))]
     Invalid(Vec<String>),
-    /// More VUs than the operator allows one test.
-    #[error(
-        "spec: the test needs {peak} VUs at its peak, but this operator allows at most {max} per \
-         LoadTest: lower the scenarios' VUs / maxVUs, or ask the cluster admin to raise the limit \
-         (operator flag --max-vus-per-test)"
-    )]
-    TooManyVus {
-        /// Peak VUs of the test.
-        peak: u64,
-        /// The operator's cap.
-        max: u64,
-    },
-    /// More runners than the operator allows one test.
-    #[error(
-        "{field}: the test would use {runners} runners, but this operator allows at most {max} \
-         per LoadTest: {fix}"
-    )]
-    TooManyRunners {
-        /// The field that decided the count.
-        field: &'static str,
-        /// The count asked for.
-        runners: u64,
-        /// The operator's cap.
-        max: u64,
-        /// What to change.
-        fix: String,
-    },
+    /// Over the operator's caps (peak VUs, runners).
+    #[error("{field}: {error}", field = .0.field(), error = .0)]
+    Caps(#[from] SizeError),
 }
 
 /// Why a recorded plan cannot be used (`status.plan` was edited, or written by a bug).
@@ -102,53 +79,11 @@ fn plan_compiled(
     compiled: &CompiledTest,
     policy: &Policy,
 ) -> Result<RunPlan, PlanError> {
-    let peak_vus = compiled.peak_vus();
-    if peak_vus > policy.max_vus_per_test {
-        return Err(PlanError::TooManyVus {
-            peak: peak_vus,
-            max: policy.max_vus_per_test,
-        });
-    }
-    let runner_spec = test.spec.runners.as_ref();
-    let count = runner_spec.and_then(|r| r.count).filter(|c| *c > 0);
-    let per_runner = runner_spec
-        .and_then(|r| r.max_vus_per_runner)
-        .filter(|v| *v > 0);
-    let (runners, field, fix) = match (count, per_runner) {
-        (Some(count), _) => (
-            u64::try_from(count).unwrap_or(u64::MAX),
-            "spec.runners.count",
-            format!("set spec.runners.count to at most {}", policy.max_runners),
-        ),
-        (None, Some(per_runner)) => (
-            compiled
-                .schedule
-                .runners_needed(u64::try_from(per_runner).unwrap_or(1)),
-            "spec.runners.maxVUsPerRunner",
-            format!(
-                "raise spec.runners.maxVUsPerRunner to at least {}",
-                peak_vus.div_ceil(policy.max_runners.max(1))
-            ),
-        ),
-        (None, None) => (
-            peak_vus
-                .div_ceil(policy.default_max_vus_per_runner.max(1))
-                .max(1),
-            "spec.runners.maxVUsPerRunner",
-            format!(
-                "set spec.runners.maxVUsPerRunner to at least {}",
-                peak_vus.div_ceil(policy.max_runners.max(1))
-            ),
-        ),
-    };
-    if runners > policy.max_runners {
-        return Err(PlanError::TooManyRunners {
-            field,
-            runners,
-            max: policy.max_runners,
-            fix,
-        });
-    }
+    let Size { peak_vus, runners } = sizing::size(
+        test.spec.runners.as_ref(),
+        &compiled.schedule,
+        &policy.caps(),
+    )?;
     Ok(RunPlan {
         peak_vus,
         runners,
@@ -379,10 +314,10 @@ mod tests {
         assert!(
             matches!(
                 error,
-                PlanError::TooManyVus {
+                PlanError::Caps(SizeError::TooManyVus {
                     peak: 350,
                     max: 100
-                }
+                })
             ),
             "{error}"
         );
@@ -459,7 +394,10 @@ mod tests {
         };
         assert!(matches!(
             recover(&test, &LoadTestStatus::default(), None, &tight),
-            Err(PlanError::TooManyRunners { runners: 3, .. })
+            Err(PlanError::Caps(SizeError::TooManyRunners {
+                runners: 3,
+                ..
+            }))
         ));
     }
 }

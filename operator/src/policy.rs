@@ -2,6 +2,7 @@
 //! a LoadTest does not set.
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
+use stampede_runner::schedule::sizing::{self, Caps};
 
 /// Operator-level limits and defaults.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,15 +24,26 @@ pub struct Policy {
 impl Default for Policy {
     fn default() -> Self {
         Policy {
-            max_runners: 50,
-            max_vus_per_test: 100_000,
-            default_max_vus_per_runner: 1_000,
+            max_runners: sizing::DEFAULT_MAX_RUNNERS,
+            max_vus_per_test: sizing::DEFAULT_MAX_VUS_PER_TEST,
+            default_max_vus_per_runner: sizing::DEFAULT_MAX_VUS_PER_RUNNER,
             runner_image: format!(
                 "ghcr.io/stampede-dev/stampede:{}",
                 env!("CARGO_PKG_VERSION")
             ),
             start_deadline_seconds: 300,
             default_runner_resources: None,
+        }
+    }
+}
+
+impl Policy {
+    /// The caps a LoadTest's size is checked against.
+    pub fn caps(&self) -> Caps {
+        Caps {
+            max_runners: self.max_runners,
+            max_vus_per_test: self.max_vus_per_test,
+            default_max_vus_per_runner: self.default_max_vus_per_runner,
         }
     }
 }

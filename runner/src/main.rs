@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 use stampede_runner::exit::Exit;
+use stampede_runner::schedule::sizing::{self, Caps};
 
 mod cli;
 
@@ -42,6 +43,15 @@ enum Command {
         /// Print only problems.
         #[arg(short, long)]
         quiet: bool,
+        /// The operator's cap on runners per LoadTest (its --max-runners).
+        #[arg(long, default_value_t = sizing::DEFAULT_MAX_RUNNERS)]
+        max_runners: u64,
+        /// The operator's cap on peak VUs per LoadTest (its --max-vus-per-test).
+        #[arg(long, default_value_t = sizing::DEFAULT_MAX_VUS_PER_TEST)]
+        max_vus_per_test: u64,
+        /// The operator's runner size when a spec sets none (its --default-max-vus-per-runner).
+        #[arg(long, default_value_t = sizing::DEFAULT_MAX_VUS_PER_RUNNER)]
+        default_max_vus_per_runner: u64,
     },
     /// Print the LoadTest CustomResourceDefinition as YAML.
     Crd,
@@ -172,7 +182,21 @@ fn main() -> ExitCode {
 /// Runs a command, its normal output to `out`.
 fn execute(command: Command, out: &mut impl Write) -> Result<Outcome, CommandError> {
     match command {
-        Command::Validate { files, env, quiet } => cli::check::validate(&files, &env, quiet, out),
+        Command::Validate {
+            files,
+            env,
+            quiet,
+            max_runners,
+            max_vus_per_test,
+            default_max_vus_per_runner,
+        } => {
+            let caps = Caps {
+                max_runners,
+                max_vus_per_test,
+                default_max_vus_per_runner,
+            };
+            cli::check::validate(&files, &env, quiet, &caps, out)
+        }
         Command::Crd => cli::check::crd(out),
         Command::Run(args) => cli::run::run_file(&args.file, &Settings::from(&args), out),
         Command::Demo {

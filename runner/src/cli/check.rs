@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use stampede_crds::validate::Options;
 use stampede_runner::exit::Exit;
 use stampede_runner::manifest;
+use stampede_runner::schedule::sizing::Caps;
 
 use super::{CommandError, Outcome};
 
@@ -18,6 +19,7 @@ pub fn validate(
     files: &[PathBuf],
     env: &[String],
     quiet: bool,
+    caps: &Caps,
     out: &mut impl Write,
 ) -> Result<Outcome, CommandError> {
     let mut options = Options::default();
@@ -28,7 +30,7 @@ pub fn validate(
     let mut failed = false;
     let mut unreadable = Vec::new();
     for file in files {
-        let result = match manifest::check_file(file, &options) {
+        let result = match manifest::check_file_with(file, &options, Some(caps)) {
             Ok(report) => report,
             Err(error) => {
                 unreadable.push(error);

@@ -15,6 +15,9 @@ use stampede_crds::model::{self, Test};
 use stampede_crds::path::{FieldPath, Segment};
 use stampede_crds::validate::Options;
 
+use crate::schedule::sizing::{self, Caps, SizeError};
+use crate::schedule::{ExecutionSegment, TestPlan};
+
 pub use lines::LineIndex;
 
 /// The apiVersion every LoadTest must carry.
@@ -89,6 +92,15 @@ pub enum ManifestError {
 
 /// Reads and checks a manifest file.
 pub fn check_file(path: &Path, options: &Options) -> Result<Report, ManifestError> {
+    check_file_with(path, options, None)
+}
+
+/// [`check_file`], also refusing tests over an operator's `caps` (see [`check_str_with`]).
+pub fn check_file_with(
+    path: &Path,
+    options: &Options,
+    caps: Option<&Caps>,
+) -> Result<Report, ManifestError> {
     use std::io::Read;
     let source = path.display().to_string();
     let read_error = |error| ManifestError::Read {
@@ -115,7 +127,7 @@ pub fn check_file(path: &Path, options: &Options) -> Result<Report, ManifestErro
     }
     let text = String::from_utf8(bytes)
         .map_err(|error| read_error(std::io::Error::new(std::io::ErrorKind::InvalidData, error)))?;
-    Ok(check_str(&source, &text, options))
+    Ok(check_str_with(&source, &text, options, caps))
 }
 
 /// Reads a manifest file and returns its LoadTests, or every problem.
@@ -132,6 +144,12 @@ pub fn load_file(path: &Path, options: &Options) -> Result<Vec<LoadTest>, Manife
 
 /// Checks manifest text; `source` names it in diagnostics.
 pub fn check_str(source: &str, text: &str, options: &Options) -> Report {
+    check_str_with(source, text, options, None)
+}
+
+/// [`check_str`], also refusing tests over an operator's `caps` (as `stampede validate` does:
+/// the operator would mark them Invalid when it plans their run).
+pub fn check_str_with(source: &str, text: &str, options: &Options, caps: Option<&Caps>) -> Report {
     let mut report = Report::default();
     if let Err(over) = limits::check(text) {
         let line = match over {
@@ -259,11 +277,25 @@ pub fn check_str(source: &str, text: &str, options: &Options) -> Report {
             }
         };
         let problems = match model::compile(&test, options) {
-            Ok(compiled) if header_ok => {
-                report.tests.push(test);
-                report.compiled.push(compiled);
-                Vec::new()
-            }
+            Ok(compiled) if header_ok => match caps.map(|caps| over_caps(&test, &compiled, caps)) {
+                Some(Err(error)) => {
+                    let path = error
+                        .field()
+                        .split('.')
+                        .fold(FieldPath::root(), |path, key| path.key(key));
+                    report.diagnostics.push(diagnostic(
+                        at(path.segments()),
+                        path.to_string(),
+                        error.to_string(),
+                    ));
+                    Vec::new()
+                }
+                _ => {
+                    report.tests.push(test);
+                    report.compiled.push(compiled);
+                    Vec::new()
+                }
+            },
             Ok(_) => Vec::new(),
             Err(problems) => problems,
         };
@@ -351,4 +383,10 @@ fn explain_serde_error(message: &str) -> String {
         return format!("wrong type: got {rest}");
     }
     message.to_string()
+}
+
+/// Whether an operator with `caps` would plan `test`'s run.
+fn over_caps(test: &LoadTest, compiled: &model::Test, caps: &Caps) -> Result<(), SizeError> {
+    let schedule = TestPlan::for_test(compiled, &ExecutionSegment::full());
+    sizing::size(test.spec.runners.as_ref(), &schedule, caps).map(drop)
 }

@@ -4,6 +4,7 @@
 
 mod plan;
 mod segment;
+pub mod sizing;
 mod test_plan;
 mod wide;
 
