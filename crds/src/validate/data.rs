@@ -168,6 +168,7 @@ pub(super) fn check_tables(
 pub(super) fn check_defaults(
     spec: &LoadTestSpec,
     env: &EnvNames,
+    options: &Options,
     spec_path: &FieldPath,
     problems: &mut Problems,
 ) {
@@ -177,9 +178,12 @@ pub(super) fn check_defaults(
     let path = spec_path.key("defaults");
     if let Some(base) = &defaults.base_url {
         let scope = super::flows::Scope::for_defaults(env);
-        if check_template_text(base, &path.key("baseUrl"), &scope, problems) && !base.contains("${")
-        {
-            check_absolute_url(base, &path.key("baseUrl"), problems);
+        if check_template_text(base, &path.key("baseUrl"), &scope, problems) {
+            if !base.contains("${") {
+                check_absolute_url(base, &path.key("baseUrl"), problems);
+            } else if let Some(rendered) = render_static(base, spec, options) {
+                check_static_url(base, &rendered, &path.key("baseUrl"), problems);
+            }
         }
     }
     if let Some(timeout) = &defaults.timeout
@@ -218,16 +222,59 @@ pub(super) fn check_defaults(
 }
 
 /// Checks that a literal URL is absolute http(s).
-pub(super) fn check_absolute_url(url: &str, path: &FieldPath, problems: &mut Problems) {
+/// `text` rendered when every reference in it is `${env.NAME}` of a static `spec.env` value
+/// that nothing else can replace (no `valueFrom`, no scenario `env`, no `-e` on the command
+/// line): what every runner will see, so it can be checked now.
+fn render_static(text: &str, spec: &LoadTestSpec, options: &Options) -> Option<String> {
+    let template = crate::template::parse(text).ok()?;
+    let mut rendered = String::new();
+    for segment in &template.segments {
+        match segment {
+            crate::template::Segment::Literal(literal) => rendered.push_str(literal),
+            crate::template::Segment::Ref(crate::template::Reference::Env(name)) => {
+                let overridable = options.extra_env.contains(name)
+                    || spec.scenarios.values().any(|s| s.env.contains_key(name));
+                if overridable {
+                    return None;
+                }
+                let var = spec.env.iter().find(|v| &v.name == name)?;
+                if var.value_from.is_some() {
+                    return None;
+                }
+                rendered.push_str(var.value.as_deref()?);
+            }
+            crate::template::Segment::Ref(_) => return None,
+        }
+    }
+    Some(rendered)
+}
+
+/// Checks a URL rendered from static `spec.env` values, naming both the template and the value.
+fn check_static_url(template: &str, url: &str, path: &FieldPath, problems: &mut Problems) {
+    if !is_http_url(url) {
+        problems.push(
+            path.clone(),
+            format!(
+                "{template:?} renders to {url:?} with the values of spec.env, which is not an http(s) URL; set the spec.env value to one (e.g. http://shop.shop.svc:8080)"
+            ),
+        );
+    }
+}
+
+/// Whether `url` is an absolute http(s) URL with a host.
+fn is_http_url(url: &str) -> bool {
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"));
-    match rest {
-        Some(rest) if !rest.is_empty() && !rest.starts_with('/') => {}
-        _ => problems.push(
+    rest.is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+}
+
+pub(super) fn check_absolute_url(url: &str, path: &FieldPath, problems: &mut Problems) {
+    if !is_http_url(url) {
+        problems.push(
             path.clone(),
             format!("{url:?} is not an http(s) URL (write e.g. http://shop.shop.svc:8080)"),
-        ),
+        );
     }
 }
 

@@ -97,7 +97,7 @@ fn validate_spec_into(
     let scenarios = scenarios::check(spec, path, problems);
     let env = data::check_env(spec, options, path, problems);
     let tables = data::check_tables(spec, path, problems);
-    data::check_defaults(spec, &env, path, problems);
+    data::check_defaults(spec, &env, options, path, problems);
     let names = flows::check(spec, &scenarios, &env, &tables, path, problems);
     thresholds::check(spec, &scenarios, &names, path, problems);
     data::check_runners_and_summary(spec, path, problems);

@@ -263,3 +263,36 @@ fn values_over_the_crds_limits_are_problems_with_the_limit() {
     assert_eq!(step_name, Some(&serde_json::json!(256)));
     assert!(problems(VALID).is_empty());
 }
+
+#[test]
+fn a_base_url_from_static_env_values_is_checked_unless_something_can_replace_them() {
+    let manifest = |env: &str, scenario_env: &str| {
+        format!(
+            r#"
+apiVersion: stampede.dev/v1alpha1
+kind: LoadTest
+metadata: {{name: shop}}
+spec:
+  env: [{env}]
+  defaults: {{baseUrl: "${{env.HOST}}:8080"}}
+  scenarios: {{s: {{executor: constant-vus, vus: 1, duration: 5s{scenario_env}}}}}
+  flows: {{default: [{{name: home, request: {{url: /}}}}]}}
+"#
+        )
+    };
+    let wrong = problems(&manifest("{name: HOST, value: shop}", ""));
+    assert_eq!(wrong.len(), 1, "{wrong:?}");
+    assert!(wrong[0].contains(r#"renders to "shop:8080""#), "{wrong:?}");
+    let right = manifest("{name: HOST, value: \"http://shop\"}", "");
+    assert_eq!(problems(&right), Vec::<String>::new());
+    // A Secret's value, a scenario's own env, or `-e HOST=...` may make it a URL: not checked.
+    let secret = "{name: HOST, valueFrom: {secretKeyRef: {name: s, key: k}}}";
+    assert_eq!(problems(&manifest(secret, "")), Vec::<String>::new());
+    let per_scenario = manifest("{name: HOST, value: shop}", ", env: {HOST: \"http://a\"}");
+    assert_eq!(problems(&per_scenario), Vec::<String>::new());
+    let options = Options {
+        extra_env: ["HOST".to_string()].into(),
+    };
+    let test = parse(&manifest("{name: HOST, value: shop}", ""));
+    assert!(validate_spec(&test.spec, &options).is_empty());
+}
