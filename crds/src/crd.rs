@@ -127,12 +127,12 @@ pub fn flows_schema(generator: &mut SchemaGenerator) -> Schema {
 pub fn thresholds_schema(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
         "type": "object",
-        "description": "Pass/fail criteria in k6 syntax: metric (or metric{tag:value}) → list of \"p(95)<500\" strings or {threshold, abortOnFail, delayAbortEval} objects.",
+        "description": "Pass/fail criteria in k6 syntax: metric (or metric{tag:value}) → list of \"p(95)<500\" strings or {threshold, abortOnFail, delayAbortEval, passWithoutData} objects.",
         "additionalProperties": {
             "type": "array",
             "items": {
                 "x-kubernetes-preserve-unknown-fields": true,
-                "description": "\"p(95)<500\", or {threshold: \"p(95)<500\", abortOnFail: true, delayAbortEval: 10s}."
+                "description": "\"p(95)<500\", or {threshold: \"p(95)<500\", abortOnFail: true, delayAbortEval: 10s, passWithoutData: true} (without passWithoutData, a metric with no samples fails the rule)."
             }
         }
     })

@@ -94,7 +94,8 @@ pub struct LoadTestSpec {
     pub flows: BTreeMap<String, Vec<Step>>,
 
     /// Pass/fail criteria, k6 syntax: metric (optionally `metric{tag:value}`) → list of
-    /// `"p(95)<500"` strings or `{threshold, abortOnFail, delayAbortEval}` objects.
+    /// `"p(95)<500"` strings or `{threshold, abortOnFail, delayAbortEval, passWithoutData}`
+    /// objects. A rule whose metric got no samples fails ("no data") unless `passWithoutData`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(schema_with = "crate::crd::thresholds_schema")]
     pub thresholds: BTreeMap<String, Vec<ThresholdRule>>,
