@@ -40,6 +40,18 @@ pub enum ReconcileError {
     /// The object has no namespace or name.
     #[error("the LoadTest has no {0}")]
     Metadata(&'static str),
+    /// An object the run needs exists and is not this LoadTest's: it is left untouched.
+    #[error(
+        "{kind} {name} already exists and is not this LoadTest's (it has no owner reference to \
+         it); Stampede never changes objects it did not create: rename the LoadTest, or delete \
+         or rename that {kind} if it is a leftover"
+    )]
+    Foreign {
+        /// The object's kind.
+        kind: String,
+        /// Its name.
+        name: String,
+    },
 }
 
 impl ReconcileError {
@@ -48,6 +60,7 @@ impl ReconcileError {
         match self {
             ReconcileError::Api { .. } => "api",
             ReconcileError::Metadata(_) => "metadata",
+            ReconcileError::Foreign { .. } => "foreign_object",
         }
     }
 }
@@ -275,11 +288,21 @@ async fn reconcile_inner(cached: &LoadTest, context: &Context) -> Result<Action,
     };
     let status = test.status.clone().unwrap_or_default();
     let observation = io.observe(decide::watched_run(&test, &status)).await?;
-    let decision = decide_off_worker(test.clone(), status, observation, context).await;
-    io.execute(&test, &decision, &context.recorder).await?;
-    Ok(decision
-        .requeue
-        .map_or_else(Action::await_change, Action::requeue))
+    let now = observation.now;
+    let decision = decide_off_worker(test.clone(), status.clone(), observation, context).await;
+    match io.execute(&test, &decision, &context.recorder).await {
+        Ok(()) => Ok(decision
+            .requeue
+            .map_or_else(Action::await_change, Action::requeue)),
+        // A name the run needs is someone else's object: the run ends, the object stays as is.
+        Err(error @ ReconcileError::Foreign { .. }) => {
+            let written = decision.status.unwrap_or(status);
+            let blocked = decide::blocked(&test, &written, &error.to_string(), now);
+            io.execute(&test, &blocked, &context.recorder).await?;
+            Ok(Action::await_change())
+        }
+        Err(error) => Err(error),
+    }
 }
 
 #[cfg(test)]

@@ -333,9 +333,29 @@ fn expire(test: &LoadTest, status: &LoadTestStatus, now: Timestamp) -> Decision 
 /// and nothing is retried until the spec changes.
 pub fn failed(test: &LoadTest, status: &LoadTestStatus, why: &str, now: Timestamp) -> Decision {
     let note = format!("the operator failed on this LoadTest: {why}");
+    ended_errored(test, status, &note, "Errored", now)
+}
+
+/// The decision when the run needs an object whose name is taken by one this LoadTest does not
+/// own (`why` names it): the run ends Errored and its own runners stop; the other object is
+/// never touched.
+pub fn blocked(test: &LoadTest, status: &LoadTestStatus, why: &str, now: Timestamp) -> Decision {
+    ended_errored(test, status, why, "ForeignObject", now)
+}
+
+/// A run that cannot go on ends Errored with `note` (a finished one keeps its verdict), with a
+/// Warning Event of `reason`.
+fn ended_errored(
+    test: &LoadTest,
+    status: &LoadTestStatus,
+    note: &str,
+    reason: &str,
+    now: Timestamp,
+) -> Decision {
+    let note = note.to_string();
     let events = vec![Notice {
         warning: true,
-        reason: "Errored".into(),
+        reason: reason.into(),
         note: note.clone(),
     }];
     if status.phase.unwrap_or_default().is_finished() && !needs_new_run(test, status) {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PropagationPolicy};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
@@ -29,6 +29,8 @@ pub struct Io {
     client: Client,
     namespace: String,
     name: String,
+    /// The LoadTest's uid: what our owner references carry.
+    uid: Option<String>,
 }
 
 impl std::fmt::Debug for Io {
@@ -53,7 +55,23 @@ impl Io {
                 .name
                 .clone()
                 .ok_or(ReconcileError::Metadata("name"))?,
+            uid: test.metadata.uid.clone(),
         })
+    }
+
+    /// Whether `object` is this LoadTest's: it carries an owner reference to it. Objects that
+    /// only look like ours (our labels, our names) are someone else's.
+    fn owns<K: Resource>(&self, object: &K) -> bool {
+        let Some(uid) = self.uid.as_deref() else {
+            return false;
+        };
+        object
+            .meta()
+            .owner_references
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .any(|reference| reference.uid == uid && reference.kind == "LoadTest")
     }
 
     fn api<K>(&self) -> Api<K>
@@ -162,14 +180,39 @@ impl Io {
             + std::fmt::Debug,
     {
         let name = object.meta().name.clone().unwrap_or_default();
-        self.api::<K>()
-            .patch(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(object),
-            )
+        let api = self.api::<K>();
+        // Created, never applied over something that exists: an object of the same name that
+        // is not this LoadTest's (a takeover by name, or a leftover) is never modified.
+        let created = PostParams {
+            field_manager: Some(FIELD_MANAGER.to_string()),
+            ..PostParams::default()
+        };
+        match api.create(&created, object).await {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(source) => {
+                return Err(api_error(format!("creating {} {name}", K::kind(&())))(
+                    source,
+                ));
+            }
+        }
+        let existing = api
+            .get(&name)
             .await
-            .map_err(api_error(format!("applying {} {name}", K::kind(&()))))?;
+            .map_err(api_error(format!("reading {} {name}", K::kind(&()))))?;
+        if !self.owns(&existing) {
+            return Err(ReconcileError::Foreign {
+                kind: K::kind(&()).to_string(),
+                name,
+            });
+        }
+        api.patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(object),
+        )
+        .await
+        .map_err(api_error(format!("applying {} {name}", K::kind(&()))))?;
         Ok(())
     }
 
@@ -262,6 +305,8 @@ impl Io {
             .await
             .map_err(api_error("listing runner Jobs"))?
             .items
+            .into_iter()
+            .filter(|job| self.owns(job))
         {
             delete_quietly(&jobs, &job.name_any(), &background).await?;
         }
@@ -272,6 +317,8 @@ impl Io {
             .await
             .map_err(api_error("listing report ConfigMaps"))?
             .items
+            .into_iter()
+            .filter(|map| self.owns(map))
         {
             let name = map.name_any();
             if name != result {

@@ -56,18 +56,21 @@ pub fn label_value(loadtest: &str) -> String {
 /// The longest label value an API server accepts.
 const MAX_LABEL_VALUE: usize = 63;
 
-/// `name` when it fits in `max` characters, else its first part plus `-` and a stable
-/// 8-hex-digit FNV-1a hash of the whole name.
+/// `name` when it fits in `max` characters, else its first part plus `-` and 16 hex digits of
+/// the whole name's SHA-256: a collision made on purpose would take ~2^32 tries (a 32-bit hash
+/// took seconds), and even then the names only meet objects the ownership check refuses.
 fn shorten(name: &str, max: usize) -> String {
     if name.len() <= max {
         return name.to_string();
     }
-    let hash = name.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
-        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
-    });
-    let keep = max.saturating_sub(9);
+    let digest = ring::digest::digest(&ring::digest::SHA256, name.as_bytes());
+    let hash: String = digest.as_ref()[..8]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let keep = max.saturating_sub(hash.len() + 1);
     let prefix: String = name.chars().take(keep).collect();
-    format!("{}-{hash:08x}", prefix.trim_end_matches('-'))
+    format!("{}-{hash}", prefix.trim_end_matches(['-', '.']))
 }
 
 #[cfg(test)]
@@ -109,5 +112,9 @@ mod tests {
         let hostname = format!("{}-999", names.job(99));
         assert!(hostname.len() <= 63, "{hostname}");
         assert!(names.report(99, 999).len() <= 63);
+        // 23 characters of the name, then 16 hex digits of its SHA-256.
+        let job = names.job(1);
+        assert_eq!(job.len(), 40 + "-run1".len(), "{job}");
+        assert!(job.starts_with(&"a".repeat(23)), "{job}");
     }
 }

@@ -236,9 +236,9 @@ class Rbac(unittest.TestCase):
             ("batch", "jobs"): sorted(["get", "list", "watch", "create", "patch", "delete"]),
             ("", "configmaps"): sorted(["get", "list", "create", "update", "patch", "delete"]),
             ("", "pods"): ["list"],
-            ("", "serviceaccounts"): ["create", "patch"],
-            ("rbac.authorization.k8s.io", "roles"): ["create", "patch"],
-            ("rbac.authorization.k8s.io", "rolebindings"): ["create", "patch"],
+            ("", "serviceaccounts"): ["create", "get", "patch"],
+            ("rbac.authorization.k8s.io", "roles"): ["create", "get", "patch"],
+            ("rbac.authorization.k8s.io", "rolebindings"): ["create", "get", "patch"],
             ("events.k8s.io", "events"): ["create", "patch"],
         })
 
