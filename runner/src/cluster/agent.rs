@@ -204,12 +204,14 @@ const REPORT_PATIENCE: Duration = Duration::from_secs(180);
 const REPORT_RETRY_CAP: Duration = Duration::from_secs(5);
 
 /// Whether a failed API call may succeed if made again: the API server was unreachable, busy
-/// or unavailable, or the write raced another (409). A missing object (the LoadTest is gone),
-/// a refusal or an invalid write stays as it is.
+/// or unavailable (the connection failed or broke), or the write raced another (409). A missing
+/// object (the LoadTest is gone), a refusal, an invalid write or a local error (encoding,
+/// configuration, credentials) stays as it is.
 fn transient(error: &kube::Error) -> bool {
     match error {
         kube::Error::Api(status) => matches!(status.code, 409 | 429 | 500..=599),
-        _ => true,
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => true,
+        _ => false,
     }
 }
 
@@ -772,6 +774,10 @@ mod tests {
         for code in [400, 403, 404, 422] {
             assert!(!transient(&api(code)), "{code} will not pass on a retry");
         }
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(transient(&kube::Error::Service(Box::new(refused))));
+        let encoding = serde_json::from_str::<u8>("x").unwrap_err();
+        assert!(!transient(&kube::Error::SerdeError(encoding)));
     }
 
     #[test]
