@@ -1,7 +1,8 @@
 //! The reconciler's I/O for one LoadTest: what it observes (the LoadTest as the API has it, the
 //! current run's reports, Job and pods) and how it carries out a [`Decision`] (status by
-//! server-side apply on the status subresource, owned objects by server-side apply, Events,
-//! deletions). No decisions are made here.
+//! server-side apply on the status subresource, owned objects created — and applied only over
+//! an existing one this LoadTest owns — Events, deletions of owned objects only). No decisions
+//! are made here.
 
 use std::collections::BTreeMap;
 
