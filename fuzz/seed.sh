@@ -9,6 +9,7 @@ rm -rf corpus && mkdir -p corpus/{manifest,template,expr,threshold,jsonpath,dura
 cp ../examples/*.yaml ../tests/invalid/*.yaml corpus/manifest/
 cp seeds/report/* corpus/report/
 cp seeds/jsonpath/* corpus/jsonpath/
+cp seeds/manifest/* corpus/manifest/
 python3 - <<'PY'
 import glob, hashlib, re
 def put(target, text):
