@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures::StreamExt;
 use http::Method;
 use http_body_util::{BodyExt, BodyStream, StreamBody};
-use serde_json::json;
 use tokio::sync::watch;
 
+use super::errors::ApiError;
 use super::routes::{Body, json_response};
 
 /// One kind of write answered with an error.
@@ -47,11 +47,15 @@ impl Default for Chaos {
     }
 }
 
-fn status(code: u16, reason: &str, message: &str) -> serde_json::Value {
-    json!({
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": message, "reason": reason, "code": code,
-    })
+/// The answer to a refused request: the stand-in's own `Status` error response.
+fn refused(code: u16, reason: &'static str, message: &str) -> http::Response<Body> {
+    let error = ApiError {
+        code,
+        reason,
+        message: message.to_string(),
+        details: None,
+    };
+    json_response(error.code, &error.status(), &[])
 }
 
 impl Chaos {
@@ -115,14 +119,10 @@ impl Chaos {
     /// The response a fault gives this request instead of serving it, if any.
     pub fn intercept(&self, method: &Method, path: &str) -> Option<http::Response<Body>> {
         if self.outage.load(Ordering::SeqCst) {
-            return Some(json_response(
+            return Some(refused(
                 503,
-                &status(
-                    503,
-                    "ServiceUnavailable",
-                    "the API server is unavailable (injected outage)",
-                ),
-                &[],
+                "ServiceUnavailable",
+                "the API server is unavailable (injected outage)",
             ));
         }
         if !matches!(*method, Method::POST | Method::PUT | Method::PATCH) {
@@ -149,11 +149,7 @@ impl Chaos {
             ),
             _ => ("InternalError", "the write failed (injected fault)"),
         };
-        Some(json_response(
-            fault.code,
-            &status(fault.code, reason, message),
-            &[],
-        ))
+        Some(refused(fault.code, reason, message))
     }
 
     /// `body` of a watch response, ended by the next cut.
