@@ -2,6 +2,7 @@
 //! iterations start, for the whole test or one runner's share of it (k6 semantics, reference
 //! §b2, §b3, §b9). No I/O and no clocks: the engine turns these plans into timers.
 
+mod graceful;
 mod plan;
 mod segment;
 pub mod sizing;

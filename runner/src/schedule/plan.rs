@@ -13,6 +13,7 @@ use stampede_crds::model::scenario::{
     self as model, ConstantArrivalRate, Iterations, RampingArrivalRate, RampingVus, Scenario,
 };
 
+use super::graceful::reserve_for_graceful_ramp_down;
 use super::segment::ExecutionSegment;
 use super::wide::U256;
 
@@ -29,7 +30,7 @@ pub struct VuStep {
 }
 
 impl VuStep {
-    fn planned(at_nanos: u64, planned_vus: u64) -> VuStep {
+    pub(super) fn planned(at_nanos: u64, planned_vus: u64) -> VuStep {
         VuStep {
             at: Duration::from_nanos(at_nanos),
             planned_vus,
@@ -37,7 +38,7 @@ impl VuStep {
         }
     }
 
-    fn at_nanos(&self) -> u64 {
+    pub(super) fn at_nanos(&self) -> u64 {
         nanos(self.at)
     }
 }
@@ -791,64 +792,6 @@ impl Iterator for VuSteps<'_> {
         }
         None
     }
-}
-
-/// k6 `reserveVUsForGracefulRampDowns`, step for step: after a drop in planned VUs, keep the
-/// previous count until `gracefulRampDown` has passed, unless the count comes back up first
-/// or the executor's hard end comes first.
-fn reserve_for_graceful_ramp_down(raw: &[VuStep], grace: u64, executor_end: u64) -> Vec<VuStep> {
-    let mut reserved: Vec<VuStep> = Vec::new();
-    let mut last_planned = 0u64;
-    let mut last_downward_slope = 0usize;
-    let mut index = 0usize;
-    while index < raw.len() {
-        let step = raw[index];
-        if index == 0 || step.planned_vus > last_planned {
-            reserved.push(step);
-            last_planned = step.planned_vus;
-            index += 1;
-            continue;
-        }
-        if step.planned_vus == last_planned {
-            index += 1;
-            continue;
-        }
-        let timeout = step.at_nanos().saturating_add(grace);
-        let mut look_from = index + 1;
-        if last_downward_slope > look_from {
-            look_from = last_downward_slope;
-        }
-        let mut back_up_at = None;
-        let mut was_ramping_down = true;
-        for ahead in look_from..raw.len() {
-            let next = raw[ahead];
-            if next.at_nanos() > timeout {
-                break;
-            }
-            if next.planned_vus >= last_planned {
-                back_up_at = Some(ahead);
-                break;
-            }
-            if was_ramping_down {
-                if raw[ahead - 1].planned_vus > next.planned_vus {
-                    last_downward_slope = ahead;
-                } else {
-                    was_ramping_down = false;
-                }
-            }
-        }
-        if let Some(ahead) = back_up_at {
-            index = ahead;
-            continue;
-        }
-        if timeout >= executor_end {
-            break;
-        }
-        reserved.push(VuStep::planned(timeout, step.planned_vus));
-        last_planned = step.planned_vus;
-        index += 1;
-    }
-    reserved
 }
 
 impl ArrivalPlan {
