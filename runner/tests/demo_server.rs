@@ -863,6 +863,26 @@ async fn httpbin_helpers() {
     assert_eq!(landed.status, StatusCode::OK);
     assert_eq!(landed.json()["url"], "/get");
 
+    // /redirect-to sends clients to a path or a loopback URL only.
+    let to_path = get(addr, "/redirect-to?url=/get&status_code=307", &[]).await;
+    assert_eq!(to_path.status, StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(to_path.header("location"), "/get");
+    let to_loopback = get(addr, "/redirect-to?url=http://127.0.0.2:9/headers", &[]).await;
+    assert_eq!(to_loopback.status, StatusCode::FOUND);
+    assert_eq!(to_loopback.header("location"), "http://127.0.0.2:9/headers");
+    for refused in [
+        "/redirect-to?url=http://169.254.169.254/",
+        "/redirect-to?url=http://example.test/",
+        "/redirect-to?url=/get&status_code=200",
+        "/redirect-to",
+    ] {
+        assert_eq!(
+            get(addr, refused, &[]).await.status,
+            StatusCode::BAD_REQUEST,
+            "{refused}"
+        );
+    }
+
     let echoed = get(addr, "/get?a=1&b=x%20y&a=2", &[("x-test", "yes")]).await;
     let echoed = echoed.json();
     assert_eq!(echoed["args"], json!({"a": ["1", "2"], "b": "x y"}));

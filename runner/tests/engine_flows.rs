@@ -260,6 +260,56 @@ fn redirect_hops_are_counted_and_groups_timed() {
     assert_eq!(group.count(), 2);
 }
 
+/// Credentials belong to the host the flow addressed: a redirect to another host carries no
+/// `Authorization`, `Proxy-Authorization` or `Cookie` (as Go, so k6, decides), other headers
+/// go on; a redirect on the same host keeps them all.
+#[test]
+fn a_redirect_to_another_host_carries_no_credentials() {
+    let first = Demo::start();
+    let other = Demo::start_on([127, 0, 0, 2]);
+    let yaml = manifest(
+        "cross-host-redirect",
+        &format!(
+            r#"  scenarios: {{s: {{executor: per-vu-iterations, vus: 1, iterations: 1}}}}
+  flows:
+    default:
+      - name: elsewhere
+        request: {{url: "/redirect-to?url={other}/headers", headers: {credentials}}}
+        checks:
+          "landed on the other host": "status == 200"
+          "no authorization": "json(\"$.headers.authorization\") == null"
+          "no proxy-authorization": "json(\"$.headers['proxy-authorization']\") == null"
+          "no cookie": "json(\"$.headers.cookie\") == null"
+          "other headers go on": "json(\"$.headers['x-trace']\") == \"kept\""
+      - name: same host
+        request: {{url: "/redirect-to?url=/headers", headers: {credentials}}}
+        checks:
+          "same host keeps authorization": "json(\"$.headers.authorization\") == \"Bearer s3cr3t\""
+          "same host keeps the cookie": "json(\"$.headers.cookie\") == \"session=s3cr3t\""
+"#,
+            other = other.base_url(),
+            credentials = r#"{authorization: "Bearer s3cr3t", proxy-authorization: "Basic cHg=", cookie: "session=s3cr3t", x-trace: kept}"#,
+        ),
+    );
+    let outcome = run_against(&load(&yaml), &first.base_url());
+    for check in [
+        "landed on the other host",
+        "no authorization",
+        "no proxy-authorization",
+        "no cookie",
+        "other headers go on",
+        "same host keeps authorization",
+        "same host keeps the cookie",
+    ] {
+        assert_eq!(
+            rate(&outcome, &format!("checks{{check:{check}}}")),
+            (1, 1),
+            "{check}"
+        );
+    }
+    assert_eq!(outcome.summary.metrics.count("http_reqs"), 4.0);
+}
+
 #[test]
 fn an_unvalidated_spec_naming_a_missing_flow_is_refused_not_spun() {
     let yaml = "apiVersion: stampede.dev/v1alpha1\nkind: LoadTest\nmetadata: {name: x}\nspec:\n  scenarios: {s: {executor: constant-vus, vus: 1, duration: 1s, flow: nope}}\n";

@@ -114,6 +114,51 @@ pub(crate) fn redirects(param: &str) -> HandlerResult {
     Ok(redirect(StatusCode::FOUND, &location))
 }
 
+/// `ANY /redirect-to?url=U[&status_code=N]`: a redirect (302 unless another 3xx is asked) to
+/// `U`, a path or an `http(s)` URL on a loopback host: the demo server never sends a client
+/// off the machine.
+pub(crate) fn redirect_to(parts: &Parts) -> HandlerResult {
+    let mut location = None;
+    let mut status = StatusCode::FOUND;
+    for (name, value) in query_pairs(parts.uri.query()) {
+        match name.as_ref() {
+            "url" => location = Some(value.into_owned()),
+            "status_code" => {
+                status = value
+                    .parse::<u16>()
+                    .ok()
+                    .and_then(|code| StatusCode::from_u16(code).ok())
+                    .filter(StatusCode::is_redirection)
+                    .ok_or_else(|| {
+                        bad_request(&format!("status_code must be 300..=399, got `{value}`"))
+                    })?;
+            }
+            _ => {}
+        }
+    }
+    let location = location.ok_or_else(|| bad_request("the url query parameter is required"))?;
+    if !location.starts_with('/') && !is_loopback_url(&location) {
+        return Err(bad_request(&format!(
+            "url must be a path or an http(s) URL on a loopback host, got `{location}`"
+        )));
+    }
+    Ok(redirect(status, &location))
+}
+
+/// Whether `text` is an `http(s)` URL whose host is `localhost` or a loopback address.
+fn is_loopback_url(text: &str) -> bool {
+    let Ok(url) = url::Url::parse(text) else {
+        return false;
+    };
+    let loopback = match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    loopback && matches!(url.scheme(), "http" | "https")
+}
+
 /// `GET /get`: the request's query, headers and URL.
 pub(crate) fn get(parts: &Parts) -> Resp {
     ok(&json!({

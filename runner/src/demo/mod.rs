@@ -2,7 +2,7 @@
 //!
 //! It implements the "Demo server API" of `examples/README.md` (stock trading, reservations
 //! and points, e-commerce, concert queue, `GET /` and `GET /boards`) plus httpbin-style
-//! helpers (`/status/{code}`, `/redirect/{n}`, `/get`, `/delay/{ms}`, `/json`, `/anything`,
+//! helpers (`/status/{code}`, `/redirect/{n}`, `/redirect-to`, `/get`, `/delay/{ms}`, `/json`, `/anything`,
 //! `/headers`, `/cookies`, `/cookies/set`, `/bytes/{n}`). `stampede demo` starts it
 //! in-process, `stampede demo-server` runs it until a signal, and the runner's tests drive it
 //! over loopback.

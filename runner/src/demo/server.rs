@@ -160,6 +160,7 @@ async fn dispatch(
         }
         Endpoint::Status => httpbin::status(param),
         Endpoint::Redirect => httpbin::redirects(param),
+        Endpoint::RedirectTo => httpbin::redirect_to(parts),
         Endpoint::Get => Ok(httpbin::get(parts)),
         Endpoint::Delay => httpbin::delay(parts, param).await,
         Endpoint::Json => Ok(httpbin::json_document()),

@@ -4,10 +4,9 @@
 
 use std::time::Instant;
 
-use http::Method;
-
+use super::label::RequestLabel;
 use super::shared::Shared;
-use crate::http::{CUT_BY_HARD_STOP, Target};
+use crate::http::CUT_BY_HARD_STOP;
 use crate::metrics::SampleTags;
 use crate::metrics::recorder::HttpFigures;
 
@@ -15,8 +14,7 @@ use crate::metrics::recorder::HttpFigures;
 pub(crate) struct CutGuard<'a> {
     shared: &'a Shared,
     tags: SampleTags<'a>,
-    method: &'a Method,
-    target: &'a Target,
+    label: RequestLabel<'a>,
     started: Instant,
     armed: bool,
 }
@@ -27,8 +25,7 @@ impl<'a> CutGuard<'a> {
     pub(crate) fn arm(
         shared: &'a Shared,
         tags: SampleTags<'a>,
-        method: &'a Method,
-        target: &'a Target,
+        label: RequestLabel<'a>,
     ) -> CutGuard<'a> {
         CutGuard {
             shared,
@@ -38,8 +35,7 @@ impl<'a> CutGuard<'a> {
                 error_code: Some(CUT_BY_HARD_STOP),
                 ..tags
             },
-            method,
-            target,
+            label,
             started: Instant::now(),
             armed: true,
         }
@@ -71,9 +67,8 @@ impl Drop for CutGuard<'_> {
         self.shared.report_error(
             self.tags.scenario.unwrap_or_default(),
             &format!(
-                "{} {}: no response arrived before the hard stop cut the request after {:.1}s (error_code {CUT_BY_HARD_STOP})",
-                self.method,
-                self.target,
+                "{}: no response arrived before the hard stop cut the request after {:.1}s (error_code {CUT_BY_HARD_STOP})",
+                self.label,
                 elapsed.as_secs_f64()
             ),
         );

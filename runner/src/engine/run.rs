@@ -630,7 +630,7 @@ fn prepare(
                 .map_err(|e| RunError::BaseUrl(e.to_string()))?;
             Some(
                 Target::parse(&rendered)
-                    .map_err(|e| RunError::BaseUrl(format!("{rendered:?}: {e}")))?,
+                    .map_err(|e| RunError::BaseUrl(format!("{:?}: {e}", template.to_string())))?,
             )
         }
     };

@@ -18,6 +18,8 @@ use super::cut::CutGuard;
 use super::flow::{
     Action, BodyTemplate, CaptureSource, CompiledFlow, CompiledRequest, CompiledStep, JsonTemplate,
 };
+use super::label::RequestLabel;
+use super::redirect;
 use super::shared::{ScenarioContext, Shared};
 use crate::http::{BodyMode, OutgoingRequest, SendOptions, Target, Timings, VuClient};
 use crate::metrics::recorder::HttpFigures;
@@ -412,13 +414,15 @@ impl Vu {
             url.push_str(&pairs.finish());
         }
         let target = if url.starts_with("http://") || url.starts_with("https://") {
-            Target::parse(&url).map_err(|e| format!("url {url:?}: {e}"))?
+            Target::parse(&url).map_err(|e| bad_url(&request.url, &e))?
         } else {
-            let base = shared
-                .base_url
-                .as_ref()
-                .ok_or_else(|| format!("url {url:?} is relative but no baseUrl is set"))?;
-            Target::join(base, &url).map_err(|e| format!("url {url:?}: {e}"))?
+            let base = shared.base_url.as_ref().ok_or_else(|| {
+                format!(
+                    "url {:?} is relative but no baseUrl is set",
+                    request.url.to_string()
+                )
+            })?;
+            Target::join(base, &url).map_err(|e| bad_url(&request.url, &e))?
         };
         if literal {
             let _ = request.fixed_target.set(target.clone());
@@ -491,6 +495,8 @@ impl Vu {
             Cow::Owned(scenario.tags.iter().chain(&request.tags).cloned().collect())
         };
         let explicit_cookie = headers.contains_key(http::header::COOKIE);
+        // Credentials belong to the host the flow addressed; hops elsewhere go without them.
+        let first_target = target.clone();
         let mut redirects = 0;
         loop {
             // The first hop takes the rendered headers; a redirect hop renders them again
@@ -505,7 +511,11 @@ impl Vu {
                 }
                 again
             };
-            if !explicit_cookie
+            let keeps_credentials = redirect::keeps_credentials(first_target.host(), target.host());
+            if !keeps_credentials {
+                redirect::strip_credentials(&mut hop_headers);
+            }
+            if (!explicit_cookie || !keeps_credentials)
                 && let Some(cookie) = self
                     .cookies
                     .header_for(target.host(), target.path_and_query())
@@ -538,8 +548,11 @@ impl Vu {
                     custom: &custom,
                     ..SampleTags::default()
                 },
-                &method,
-                &target,
+                RequestLabel {
+                    method: &method,
+                    url: &request.url,
+                    target: &target,
+                },
             );
             let sent = self.client.send(outgoing, options).await;
             cut.disarm();
@@ -581,8 +594,16 @@ impl Vu {
                         && let Some(location) = location
                     {
                         redirects += 1;
-                        target = Target::join(&target, &location)
-                            .map_err(|e| format!("redirect to {location:?}: {e}"))?;
+                        target = Target::join(&target, &location).map_err(|e| {
+                            format!(
+                                "{} redirected to an invalid Location: {e}",
+                                RequestLabel {
+                                    method: &method,
+                                    url: &request.url,
+                                    target: &target
+                                }
+                            )
+                        })?;
                         if matches!(
                             response.status,
                             StatusCode::MOVED_PERMANENTLY
@@ -619,7 +640,14 @@ impl Vu {
                     shared.recorder.http(&tags, &figures);
                     shared.report_error(
                         &scenario.name,
-                        &format!("{} {}: {error}", request.method, target),
+                        &format!(
+                            "{}: {error}",
+                            RequestLabel {
+                                method: &method,
+                                url: &request.url,
+                                target: &target,
+                            }
+                        ),
                     );
                     return Ok(Outcome {
                         status: 0,
@@ -740,4 +768,12 @@ impl Vu {
                 .add(Metric::Checks, &tags, if passed { 1.0 } else { 0.0 });
         }
     }
+}
+
+/// A rendered URL that is not one, named by its template (the rendered text may carry tokens).
+fn bad_url(template: &Template, error: &crate::http::HttpError) -> String {
+    format!(
+        "url {:?} rendered to an invalid URL: {error}",
+        template.to_string()
+    )
 }

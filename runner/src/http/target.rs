@@ -72,7 +72,7 @@ impl Target {
     )]
     pub fn parse(url: &str) -> Result<Target, HttpError> {
         let url = url.trim();
-        let parsed = Url::parse(url).map_err(|e| invalid(format!("{url:?}: {e}")))?;
+        let parsed = Url::parse(url).map_err(|e| invalid(e.to_string()))?;
         let target = Target::from_url(parsed, None)?;
         // The URL Standard forgives `http:/x`, `http:///x` and `http:\\x`; Go's `net/url` (so
         // k6) finds no host in them. Require `scheme://` and the host right after it.
@@ -80,7 +80,7 @@ impl Target {
             .get(target.scheme().as_str().len()..)
             .unwrap_or_default();
         if !rest.starts_with("://") || rest[3..].starts_with(['/', '\\']) {
-            return Err(invalid(format!("{url:?}: missing host")));
+            return Err(invalid("missing host"));
         }
         Ok(target)
     }
@@ -97,7 +97,7 @@ impl Target {
             .inner
             .url
             .join(reference)
-            .map_err(|e| invalid(format!("{reference:?}: {e}")))?;
+            .map_err(|e| invalid(e.to_string()))?;
         Target::from_url(joined, Some(base))
     }
 
@@ -112,11 +112,11 @@ impl Target {
             "http" => Scheme::Http,
             "https" => Scheme::Https,
             other => {
-                return Err(invalid(format!("{url}: unsupported scheme {other:?}")));
+                return Err(invalid(format!("unsupported scheme {other:?}")));
             }
         };
         if url.host_str().is_none_or(str::is_empty) {
-            return Err(invalid(format!("{url}: missing host")));
+            return Err(invalid("missing host"));
         }
         url.set_fragment(None);
         let authority = &url[Position::BeforeHost..Position::AfterPort];
@@ -124,8 +124,7 @@ impl Target {
             Some(base) if base.inner.scheme == scheme && base.authority() == authority => {
                 base.inner.host_header.clone()
             }
-            _ => HeaderValue::from_str(authority)
-                .map_err(|_| invalid(format!("{url}: invalid host")))?,
+            _ => HeaderValue::from_str(authority).map_err(|_| invalid("invalid host"))?,
         };
         Ok(Target {
             inner: Arc::new(Inner {
@@ -188,7 +187,7 @@ impl Target {
     }
 
     /// `host[:port]` as serialized (lowercase, IPv6 bracketed, no default port).
-    fn authority(&self) -> &str {
+    pub fn authority(&self) -> &str {
         &self.inner.url[Position::BeforeHost..Position::AfterPort]
     }
 }

@@ -19,16 +19,19 @@ pub struct Demo {
 impl Demo {
     /// Starts the demo server on 127.0.0.1 with a free port.
     pub fn start() -> Demo {
+        Demo::start_on([127, 0, 0, 1])
+    }
+
+    /// Starts the demo server on a loopback address (all of 127.0.0.0/8 is local on Linux),
+    /// so that a test can have two hosts.
+    pub fn start_on(ip: [u8; 4]) -> Demo {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .expect("demo runtime");
         let server = runtime
-            .block_on(DemoServer::start(
-                ([127, 0, 0, 1], 0).into(),
-                DemoConfig::default(),
-            ))
+            .block_on(DemoServer::start((ip, 0).into(), DemoConfig::default()))
             .expect("demo server starts");
         Demo {
             runtime,
@@ -36,7 +39,7 @@ impl Demo {
         }
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://IP:PORT`.
     pub fn base_url(&self) -> String {
         self.server.as_ref().expect("running").base_url()
     }
