@@ -23,6 +23,7 @@ pub mod formats;
 pub mod managed;
 pub mod meta;
 pub mod patch;
+pub mod pod_security;
 pub mod protobuf;
 pub mod rbac;
 pub mod registry;

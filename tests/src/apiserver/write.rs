@@ -12,6 +12,7 @@ use super::errors::{ApiError, qualified};
 use super::managed;
 use super::meta;
 use super::patch;
+use super::pod_security;
 use super::registry::ResourceType;
 use super::schema;
 use super::store::{ObjectKey, Store};
@@ -121,6 +122,7 @@ pub fn create(
         ));
     }
     if resource.group.is_empty() && resource.plural == "pods" {
+        admit_pod_security(store, namespace, &name, &body)?;
         admit_service_account(store, namespace, &name, &mut body)?;
     }
     let body = managed::record_update(
@@ -136,6 +138,25 @@ pub fn create(
         create_default_service_account(store, &name);
     }
     Ok(written)
+}
+
+/// The PodSecurity admission plugin: the namespace's enforced Pod Security Standard.
+fn admit_pod_security(
+    store: &Store,
+    namespace: &str,
+    pod: &str,
+    body: &Value,
+) -> Result<(), ApiError> {
+    let level = store
+        .get(&ObjectKey::core("namespaces", "", namespace))
+        .map_or(
+            pod_security::Level::Privileged,
+            pod_security::Level::of_namespace,
+        );
+    match pod_security::refusal(level, pod, body) {
+        Some(message) => Err(ApiError::forbidden(message)),
+        None => Ok(()),
+    }
 }
 
 /// The ServiceAccount admission plugin: a pod runs as `default` unless it names an account,
