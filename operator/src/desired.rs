@@ -20,6 +20,7 @@ use stampede_runner::summary::{Summary, export_json, write_text};
 use crate::labels::{self, Component};
 use crate::names::Names;
 use crate::plan::RunPlan;
+use crate::pod_security;
 
 /// One run of one LoadTest, as the builders need it.
 #[derive(Debug, Clone, Copy)]
@@ -167,7 +168,7 @@ pub fn report_config_maps(run: Run<'_>) -> Vec<ConfigMap> {
 pub fn service_account(run: Run<'_>) -> ServiceAccount {
     ServiceAccount {
         metadata: run.metadata(run.names().runner_identity(), false),
-        automount_service_account_token: Some(true),
+        automount_service_account_token: Some(false),
         ..ServiceAccount::default()
     }
 }
@@ -282,12 +283,19 @@ pub fn job(run: Run<'_>) -> Job {
         args: Some(vec!["agent".into()]),
         env: Some(env),
         resources: run.plan.resources.clone(),
+        security_context: Some(pod_security::runner_container_security()),
+        volume_mounts: Some(vec![pod_security::scratch_mount()]),
         ..Container::default()
     };
     let pod_spec = PodSpec {
         restart_policy: Some("Never".into()),
         service_account_name: Some(run.service_account_name()),
         termination_grace_period_seconds: Some(30),
+        // The runners' account mounts no token by default (nothing else that uses it gets
+        // one); the runner pods ask for theirs.
+        automount_service_account_token: Some(true),
+        security_context: Some(pod_security::runner_pod_security()),
+        volumes: Some(vec![pod_security::scratch_volume()]),
         containers: vec![container],
         node_selector: runners
             .map(|r| r.node_selector.clone())
@@ -507,8 +515,8 @@ mod tests {
         assert_eq!(binding.subjects.unwrap()[0].name, "spike-runner");
     }
 
-    /// The typed Job is, field for field, what the operator applied when it built the Job
-    /// from JSON: a server-side apply of it changes no field it owned.
+    /// The typed Job, field for field: what the operator applied when it built the Job from
+    /// JSON, plus the `restricted` Pod Security settings.
     #[test]
     fn the_typed_job_applies_the_fields_it_always_applied() {
         let test = loadtest();
@@ -530,6 +538,10 @@ mod tests {
                 "template": {"metadata": {"labels": labels}, "spec": {
                     "restartPolicy": "Never", "serviceAccountName": "spike-runner",
                     "terminationGracePeriodSeconds": 30,
+                    "automountServiceAccountToken": true,
+                    "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532,
+                        "seccompProfile": {"type": "RuntimeDefault"}},
+                    "volumes": [{"name": "tmp", "emptyDir": {}}],
                     "containers": [{
                         "name": "runner", "image": plan.image, "args": ["agent"],
                         "env": [
@@ -541,6 +553,11 @@ mod tests {
                             {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "user", "key": "password"}}},
                         ],
                         "resources": {"limits": {"memory": "256Mi"}},
+                        "securityContext": {"allowPrivilegeEscalation": false, "privileged": false,
+                            "readOnlyRootFilesystem": true, "runAsNonRoot": true,
+                            "capabilities": {"drop": ["ALL"]},
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+                        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
                     }],
                 }},
             },

@@ -2,6 +2,8 @@
 //! ServiceAccount, Role and RoleBinding `gitlab-runner` and a ConfigMap `gitlab-result`, even
 //! wearing our labels) cannot take them over: its run ends Errored naming the object, the
 //! objects keep their content and gain no owner reference, and deleting the LoadTest leaves them.
+//! And a namespace that enforces the `restricted` Pod Security Standard refuses a plain pod but
+//! runs a LoadTest's runners.
 
 use std::time::Duration;
 
@@ -11,6 +13,19 @@ use serde_json::{Value, json};
 use stampede_crds::status::Phase;
 use stampede_tests::cluster::wait_gone;
 use stampede_tests::world::{World, phase, steady};
+
+/// The requests the demo target served on the products route the `steady` flow loads, when
+/// it runs in this process (`None` on a real cluster, whose demo server is a pod).
+fn served(world: &World) -> Option<u64> {
+    let stats = world.demo.stats()?;
+    Some(
+        stats
+            .by_route
+            .get("GET /v1/products/{id}")
+            .copied()
+            .unwrap_or(0),
+    )
+}
 
 /// The foreign objects as `kubectl get -o json` shows them, without what the API server itself
 /// changes on reads (nothing should change at all: resourceVersion included).
@@ -121,4 +136,49 @@ async fn a_loadtest_named_after_foreign_objects_cannot_take_them_over() {
         before,
         "and they outlive the LoadTest"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_enforcing_the_restricted_standard_runs_the_runners() {
+    let world = World::start("restricted", 60).await;
+    let ns = &world.namespace;
+    world.cluster.kubectl_ok(&[
+        "label",
+        "namespace",
+        ns,
+        "pod-security.kubernetes.io/enforce=restricted",
+    ]);
+    // The namespace really enforces it: a pod without a security context is refused.
+    let bare = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "bare", "namespace": ns},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), bare.to_string()).unwrap();
+    let refused = world.cluster.kubectl_run(&[
+        "create",
+        "--validate=false",
+        "-f",
+        &file.path().to_string_lossy(),
+    ]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("violates PodSecurity \"restricted:latest\""),
+        "{stderr}"
+    );
+
+    world.apply(
+        "hardened",
+        steady(2, "2s", 2, json!({"checks": ["rate==1"]})),
+    );
+    let status = world
+        .wait_status("hardened", Duration::from_secs(90), "finished", |s| {
+            s.phase.is_some_and(Phase::is_finished)
+        })
+        .await;
+    assert_eq!(phase(&status), Phase::Succeeded, "{status:?}");
+    let counted = status.summary.as_ref().map_or(0, |s| s.http_reqs);
+    assert!(counted > 0);
+    if let Some(served) = served(&world) {
+        assert_eq!(u64::try_from(counted).unwrap(), served);
+    }
 }
