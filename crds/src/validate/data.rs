@@ -22,6 +22,19 @@ pub(super) fn is_env_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Who sets `name` in a runner pod, when it is not the LoadTest's to set: the operator's
+/// `STAMPEDE_*` (run identity, target policy), Kubernetes' `JOB_COMPLETION_INDEX` and
+/// `KUBERNETES_*` (the API server the agent sends its token to).
+fn reserved_env(name: &str) -> Option<&'static str> {
+    if name.starts_with("STAMPEDE_") {
+        Some("the operator")
+    } else if name == "JOB_COMPLETION_INDEX" || name.starts_with("KUBERNETES_") {
+        Some("Kubernetes")
+    } else {
+        None
+    }
+}
+
 pub(super) fn check_env(
     spec: &LoadTestSpec,
     options: &Options,
@@ -40,6 +53,15 @@ pub(super) fn check_env(
                 path.key("name"),
                 format!(
                     "{:?} is not a usable environment variable name (use letters, digits and '_', not starting with a digit, e.g. BASE_URL)",
+                    var.name
+                ),
+            );
+        }
+        if let Some(owner) = reserved_env(&var.name) {
+            problems.push(
+                path.key("name"),
+                format!(
+                    "{:?} is reserved: {owner} sets it in every runner pod, and a LoadTest must not change it; rename the variable",
                     var.name
                 ),
             );
@@ -225,7 +247,7 @@ pub(super) fn check_defaults(
 /// `text` rendered when every reference in it is `${env.NAME}` of a static `spec.env` value
 /// that nothing else can replace (no `valueFrom`, no scenario `env`, no `-e` on the command
 /// line): what every runner will see, so it can be checked now.
-fn render_static(text: &str, spec: &LoadTestSpec, options: &Options) -> Option<String> {
+pub(super) fn render_static(text: &str, spec: &LoadTestSpec, options: &Options) -> Option<String> {
     let template = crate::template::parse(text).ok()?;
     let mut rendered = String::new();
     for segment in &template.segments {

@@ -18,6 +18,13 @@ pub(crate) use crate::suggest::suggestion;
 
 pub use scenarios::effective_scenarios;
 
+/// `text` (a template) rendered now, when every reference in it is `${env.NAME}` of a static
+/// `spec.env` value that nothing can replace: what every runner in a cluster will see, e.g. a
+/// request URL to check against the operator's target policy before the run starts.
+pub fn render_static(text: &str, spec: &LoadTestSpec) -> Option<String> {
+    data::render_static(text, spec, &Options::default())
+}
+
 /// One thing wrong with a manifest: where, and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Problem {
