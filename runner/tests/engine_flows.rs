@@ -310,6 +310,54 @@ fn a_redirect_to_another_host_carries_no_credentials() {
     assert_eq!(outcome.summary.metrics.count("http_reqs"), 4.0);
 }
 
+/// The operator's target policy, applied by the runner on every connection: a redirect into a
+/// denied range fails with k6's 1110 without a byte sent there, a denied host pattern fails with
+/// 1111 before any lookup, and the allowed target is loaded as usual.
+#[test]
+fn denied_targets_fail_with_k6s_codes_even_behind_a_redirect() {
+    let allowed = Demo::start();
+    let denied = Demo::start_on([127, 0, 0, 2]);
+    let yaml = manifest(
+        "denied-targets",
+        &format!(
+            r#"  scenarios: {{s: {{executor: per-vu-iterations, vus: 1, iterations: 2}}}}
+  flows:
+    default:
+      - name: allowed
+        request: {{url: /get}}
+      - name: redirected
+        request: {{url: "/redirect-to?url={denied}/get"}}
+      - name: blocked-host
+        request: {{url: "http://metadata.google.internal/computeMetadata/v1/"}}
+  thresholds:
+    "http_reqs{{error_code:1110}}": ["count==2"]
+    "http_reqs{{error_code:1111}}": ["count==2"]
+    "http_reqs{{name:allowed,status:200}}": ["count==2"]
+"#,
+            denied = denied.base_url()
+        ),
+    );
+    let options = stampede_runner::engine::RunOptions {
+        env: std::collections::BTreeMap::from([("BASE_URL".to_string(), allowed.base_url())]),
+        progress: stampede_runner::engine::progress::ProgressMode::Off,
+        print_errors: false,
+        targets: stampede_runner::http::TargetPolicy {
+            allowed: Vec::new(),
+            denied: stampede_runner::http::target_policy::parse_list(
+                "127.0.0.2/32,metadata.google.internal",
+            )
+            .unwrap(),
+        },
+        ..Default::default()
+    };
+    let outcome = stampede_runner::engine::run(&load(&yaml), options).expect("run completes");
+    let thresholds = &outcome.summary.thresholds;
+    assert!(thresholds.iter().all(|t| t.ok), "{thresholds:?}");
+    assert_eq!(outcome.exit, Exit::Ok);
+    // Per iteration: the allowed request, the redirect hop, the refused hop, the blocked host.
+    assert_eq!(outcome.summary.metrics.count("http_reqs"), 8.0);
+}
+
 #[test]
 fn an_unvalidated_spec_naming_a_missing_flow_is_refused_not_spun() {
     let yaml = "apiVersion: stampede.dev/v1alpha1\nkind: LoadTest\nmetadata: {name: x}\nspec:\n  scenarios: {s: {executor: constant-vus, vus: 1, duration: 1s, flow: nope}}\n";

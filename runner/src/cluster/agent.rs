@@ -26,6 +26,8 @@ use super::report::{
 use crate::engine::progress::ProgressMode;
 use crate::engine::{LiveView, PreparedRun, RunError, RunOptions, build_runtime};
 use crate::exit::Exit;
+use crate::http::TargetPolicy;
+use crate::http::target_policy::{self, TargetRule};
 use crate::schedule::ExecutionSegment;
 
 /// The environment the operator's Job gives every runner pod.
@@ -44,6 +46,12 @@ pub mod env {
     pub const INDEX: &str = "JOB_COMPLETION_INDEX";
     /// How long to wait for the start signal before giving up (seconds).
     pub const START_TIMEOUT: &str = "STAMPEDE_START_TIMEOUT";
+    /// The operator's allowed targets (comma-separated hosts, `*.domains`, addresses, ranges).
+    pub const ALLOWED_TARGETS: &str = "STAMPEDE_ALLOWED_TARGETS";
+    /// The operator's denied targets (same form).
+    pub const DENIED_TARGETS: &str = "STAMPEDE_DENIED_TARGETS";
+    /// The API server's service address, set by Kubernetes in every pod: always denied.
+    pub const API_SERVER_HOST: &str = "KUBERNETES_SERVICE_HOST";
 }
 
 /// How long runner 0 waits for the other runners to finish before it runs teardown.
@@ -95,6 +103,8 @@ struct AgentConfig {
     reports: String,
     /// Start-signal timeout.
     start_timeout: Duration,
+    /// Where load may go.
+    targets: TargetPolicy,
 }
 
 impl AgentConfig {
@@ -127,6 +137,24 @@ impl AgentConfig {
             Some(_) => Duration::from_secs(number(env::START_TIMEOUT)?),
             None => Duration::from_secs(900),
         };
+        let list = |name: &'static str| {
+            target_policy::parse_list(&lookup(name).unwrap_or_default()).map_err(|error| {
+                AgentError::Env {
+                    name,
+                    message: error.to_string(),
+                }
+            })
+        };
+        let mut targets = TargetPolicy {
+            allowed: list(env::ALLOWED_TARGETS)?,
+            denied: list(env::DENIED_TARGETS)?,
+        };
+        // The runner's token is for the API server; load is not.
+        if let Some(api_server) =
+            lookup(env::API_SERVER_HOST).and_then(|host| TargetRule::parse(&host).ok())
+        {
+            targets.denied.push(api_server);
+        }
         Ok(AgentConfig {
             loadtest: text(env::LOADTEST)?,
             namespace: text(env::NAMESPACE)?,
@@ -135,6 +163,7 @@ impl AgentConfig {
             index,
             reports: text(env::REPORTS)?,
             start_timeout,
+            targets,
         })
     }
 
@@ -338,6 +367,7 @@ async fn prepare_and_run(
         local_abort: false,
         // The operator's policy (--max-vus-per-test) already capped the test it planned.
         max_vus: u64::MAX,
+        targets: config.targets.clone(),
         ..RunOptions::default()
     };
     let mut prepared = PreparedRun::prepare_compiled(&test, compiled, options)
@@ -788,6 +818,35 @@ mod tests {
         assert_eq!(config.runners, 3);
         assert_eq!(config.report_name(), "spike-run2-report-1");
         assert_eq!(config.start_timeout, Duration::from_secs(900));
+        assert!(config.targets.is_open());
+    }
+
+    #[test]
+    fn the_target_policy_comes_from_the_operator_and_the_api_server_is_always_denied() {
+        let mut vars: Vec<(&str, &str)> = FULL.to_vec();
+        vars.push((env::DENIED_TARGETS, "169.254.0.0/16,*.kube-system.svc"));
+        vars.push((env::ALLOWED_TARGETS, "*.shop.svc"));
+        vars.push((env::API_SERVER_HOST, "10.96.0.1"));
+        let config = AgentConfig::from_env(env(&vars)).expect("complete");
+        let denied: Vec<String> = config
+            .targets
+            .denied
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            denied,
+            ["169.254.0.0/16", "*.kube-system.svc", "10.96.0.1/32"]
+        );
+        assert_eq!(config.targets.allowed.len(), 1);
+        vars.push((env::DENIED_TARGETS, "10.0.0.0/99"));
+        let error = AgentConfig::from_env(env(&vars)).expect_err("a bad range");
+        assert!(
+            error
+                .to_string()
+                .starts_with("STAMPEDE_DENIED_TARGETS: \"10.0.0.0/99\" is not a target"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ use super::scale::scale_durations;
 use super::shared::{ScenarioContext, Shared};
 use super::vu::Vu;
 use crate::exit::Exit;
-use crate::http::{ClientConfig, DnsCache, Target};
+use crate::http::{ClientConfig, DnsCache, Target, TargetPolicy};
 use crate::metrics::recorder::flush_current_thread;
 use crate::metrics::{Metric, Registry, Shards, Snapshot, Value};
 use crate::schedule::{ExecutionSegment, ScenarioPlan, TestPlan};
@@ -64,6 +64,9 @@ pub struct RunOptions {
     /// The most VUs this process may hold at once; a test that needs more is refused before it
     /// starts (a VU costs 8–20 KiB, and `startVUs: 1000000` would otherwise exhaust the machine).
     pub max_vus: u64,
+    /// Where load may go: the operator's allowed and denied targets for a runner in a cluster;
+    /// open for `stampede run`.
+    pub targets: TargetPolicy,
 }
 
 /// The local VU cap `stampede run` applies unless `--max-vus` says otherwise (~2 GiB of VUs).
@@ -84,6 +87,7 @@ impl Default for RunOptions {
             duration_scale: 1.0,
             local_abort: true,
             max_vus: DEFAULT_MAX_VUS,
+            targets: TargetPolicy::default(),
         }
     }
 }
@@ -639,6 +643,7 @@ fn prepare(
         no_connection_reuse: defaults.no_connection_reuse.unwrap_or(false),
         user_agent: defaults.user_agent.clone(),
         dns: Arc::new(DnsCache::new()),
+        targets: Arc::new(options.targets.clone()),
         ..ClientConfig::default()
     });
     let min_iteration_duration = compiled.flows.defaults.min_iteration_duration;

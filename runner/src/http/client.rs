@@ -22,6 +22,7 @@ use super::error::{ErrorKind, HttpError};
 use super::h1::{self, Chunked, Framing, Head, RequestInfo, Step};
 use super::io::Timed;
 use super::target::Target;
+use super::target_policy::TargetPolicy;
 
 /// The default `User-Agent`.
 pub const DEFAULT_USER_AGENT: &str = concat!("stampede/", env!("CARGO_PKG_VERSION"));
@@ -52,6 +53,8 @@ pub struct ClientConfig {
     pub max_body_bytes: usize,
     /// The run's DNS cache.
     pub dns: Arc<DnsCache>,
+    /// Where load may go (checked on every new connection).
+    pub targets: Arc<TargetPolicy>,
 }
 
 impl Default for ClientConfig {
@@ -62,6 +65,7 @@ impl Default for ClientConfig {
             user_agent: None,
             max_body_bytes: 1 << 20,
             dns: Arc::new(DnsCache::new()),
+            targets: Arc::new(TargetPolicy::default()),
         }
     }
 }

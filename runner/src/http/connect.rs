@@ -34,6 +34,10 @@ pub(crate) async fn open(
     config: &ClientConfig,
     trace: &mut Trace,
 ) -> Result<Opened, ErrorKind> {
+    let guarded = !config.targets.is_open();
+    if guarded {
+        config.targets.check_host(target.host())?;
+    }
     let ip = match target.ip() {
         Some(ip) => ip,
         None => {
@@ -43,6 +47,9 @@ pub(crate) async fn open(
             })?
         }
     };
+    if guarded {
+        config.targets.check_address(target.host(), ip)?;
+    }
     let remote = SocketAddr::new(ip, target.port());
 
     let connect_start = Instant::now();

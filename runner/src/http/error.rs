@@ -41,6 +41,31 @@ pub enum ErrorKind {
         /// The resolver's message.
         message: String,
     },
+    /// 1110: the address the host resolved to is in a denied range (k6 `blacklistIPs`).
+    #[error("IP ({ip}) is in a blacklisted range ({range})")]
+    BlacklistedIp {
+        /// The address.
+        ip: std::net::IpAddr,
+        /// The denied range it is in.
+        range: String,
+    },
+    /// 1110: allowed targets are set, and neither the host nor its address is one of them.
+    #[error("IP ({ip}) of {host} is not an allowed target")]
+    NotAllowedTarget {
+        /// The host.
+        host: String,
+        /// Its address.
+        ip: std::net::IpAddr,
+    },
+    /// 1111: the host matches a denied host pattern (k6 `blockHostnames`); nothing was sent,
+    /// not even a DNS query.
+    #[error("hostname ({host}) is in a blocked pattern ({pattern})")]
+    BlockedHostname {
+        /// The host.
+        host: String,
+        /// The pattern it matches.
+        pattern: String,
+    },
     /// 1211: the TCP connect did not finish within the dial timeout (30 s, as k6's dialer).
     #[error("dial: i/o timeout")]
     DialTimeout,
@@ -109,6 +134,8 @@ impl ErrorKind {
             ErrorKind::Timeout => 1050,
             ErrorKind::Dns { .. } => 1100,
             ErrorKind::NoSuchHost { .. } => 1101,
+            ErrorKind::BlacklistedIp { .. } | ErrorKind::NotAllowedTarget { .. } => 1110,
+            ErrorKind::BlockedHostname { .. } => 1111,
             ErrorKind::Tcp(_) => 1200,
             ErrorKind::BrokenPipe { .. } => 1201,
             ErrorKind::Errno { .. } => 1202,

@@ -7,6 +7,7 @@
 //! - [`h1`]: the HTTP/1.1 wire format (request heads, response heads, chunked bodies).
 //! - [`client`]: [`VuClient`], one per VU: keep-alive per origin, no task or channel.
 //! - [`error`]: [`HttpError`] and k6's `error_code`s.
+//! - [`target_policy`]: where load may go ([`TargetPolicy`]), checked on every connection.
 
 mod client;
 mod connect;
@@ -15,6 +16,7 @@ mod error;
 mod h1;
 mod io;
 mod target;
+pub mod target_policy;
 
 pub use client::{
     BodyMode, ClientConfig, DEFAULT_USER_AGENT, OutgoingRequest, Response, SendOptions, Timings,
@@ -23,3 +25,4 @@ pub use client::{
 pub use dns::DnsCache;
 pub use error::{CUT_BY_HARD_STOP, ErrorKind, HttpError};
 pub use target::{Scheme, Target};
+pub use target_policy::TargetPolicy;
