@@ -270,7 +270,15 @@ fn recorded_plan(
     policy: &Policy,
 ) -> Result<(RunPlan, Option<Notice>), plan::PlanError> {
     let why = match status.plan.as_ref().map(RunPlan::from_record) {
-        Some(Ok(plan)) => return Ok((plan, None)),
+        Some(Ok(plan)) => {
+            return Ok((
+                RunPlan {
+                    targets: policy.targets.clone(),
+                    ..plan
+                },
+                None,
+            ));
+        }
         Some(Err(error)) => error.to_string(),
         None => "the run's status records no plan".to_string(),
     };

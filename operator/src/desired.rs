@@ -274,6 +274,15 @@ pub fn job(run: Run<'_>) -> Job {
         value(env::RUNNERS, run.plan.runners.to_string()),
         value(env::REPORTS, run.names().report_prefix(run.run)),
     ];
+    for (name, rules) in [
+        (env::ALLOWED_TARGETS, &run.plan.targets.allowed),
+        (env::DENIED_TARGETS, &run.plan.targets.denied),
+    ] {
+        if !rules.is_empty() {
+            let list: Vec<String> = rules.iter().map(ToString::to_string).collect();
+            env.push(value(name, list.join(",")));
+        }
+    }
     // The test's own env (values and Secret / ConfigMap references) is resolved by the kubelet,
     // so secret values reach the runner process without the operator ever reading them.
     env.extend(run.test.spec.env.iter().cloned());
@@ -367,6 +376,14 @@ mod tests {
     use crate::policy::Policy;
     use serde_json::json;
 
+    /// The policy of a single-team cluster: these tests read a Secret and a ConfigMap.
+    fn open_policy() -> Policy {
+        Policy {
+            runners: crate::runner_policy::RunnerPolicy::open(),
+            ..Policy::default()
+        }
+    }
+
     fn loadtest() -> LoadTest {
         serde_json::from_value(json!({
             "apiVersion": "stampede.dev/v1alpha1", "kind": "LoadTest",
@@ -385,7 +402,7 @@ mod tests {
     #[test]
     fn every_object_is_owned_named_and_labelled() {
         let test = loadtest();
-        let plan = plan(&test, &Policy::default()).unwrap();
+        let plan = plan(&test, &open_policy()).unwrap();
         let run = Run {
             test: &test,
             plan: &plan,
@@ -426,7 +443,7 @@ mod tests {
     #[test]
     fn the_job_runs_one_agent_per_runner_without_retries() {
         let test = loadtest();
-        let plan = plan(&test, &Policy::default()).unwrap();
+        let plan = plan(&test, &open_policy()).unwrap();
         let job = job(Run {
             test: &test,
             plan: &plan,
@@ -478,7 +495,7 @@ mod tests {
     #[test]
     fn the_role_allows_this_loadtest_and_these_reports_only() {
         let test = loadtest();
-        let plan = plan(&test, &Policy::default()).unwrap();
+        let plan = plan(&test, &open_policy()).unwrap();
         let run = Run {
             test: &test,
             plan: &plan,
@@ -520,7 +537,7 @@ mod tests {
     #[test]
     fn the_typed_job_applies_the_fields_it_always_applied() {
         let test = loadtest();
-        let plan = plan(&test, &Policy::default()).unwrap();
+        let plan = plan(&test, &open_policy()).unwrap();
         let labels = json!({
             "app.kubernetes.io/name": "stampede", "app.kubernetes.io/component": "runner",
             "app.kubernetes.io/managed-by": "stampede-operator",
@@ -550,6 +567,7 @@ mod tests {
                             {"name": env::RUN, "value": "1"},
                             {"name": env::RUNNERS, "value": "3"},
                             {"name": env::REPORTS, "value": "spike-run1-report-"},
+                            {"name": env::DENIED_TARGETS, "value": "169.254.0.0/16,fe80::/10,fd00:ec2::254/128,100.100.100.200/32,metadata.google.internal,metadata.goog,kubernetes,kubernetes.default,kubernetes.default.svc,kubernetes.default.svc.cluster.local"},
                             {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "user", "key": "password"}}},
                         ],
                         "resources": {"limits": {"memory": "256Mi"}},

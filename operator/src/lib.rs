@@ -24,5 +24,7 @@ pub mod names;
 pub mod plan;
 pub mod pod_security;
 pub mod policy;
+pub mod quantity;
+pub mod runner_policy;
 pub mod status;
 pub mod telemetry;

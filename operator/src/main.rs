@@ -9,8 +9,12 @@ use clap::{Parser, ValueEnum};
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use stampede_operator::controller::{self, Context};
 use stampede_operator::lease::{self, LeaseConfig};
-use stampede_operator::policy::Policy;
+use stampede_operator::policy::{DEFAULT_DENIED_TARGETS, Policy};
+use stampede_operator::quantity::Quantity;
+use stampede_operator::runner_policy::{self, Pattern, RunnerPolicy};
 use stampede_operator::telemetry::{self, Telemetry};
+use stampede_runner::http::TargetPolicy;
+use stampede_runner::http::target_policy::{self, TargetRule};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum LogFormat {
@@ -46,6 +50,53 @@ struct Args {
     /// JSON of a Kubernetes ResourceRequirements, e.g. '{"requests":{"cpu":"1","memory":"256Mi"}}'.
     #[arg(long, env = "STAMPEDE_RUNNER_RESOURCES", value_parser = parse_resources)]
     runner_resources: Option<ResourceRequirements>,
+    /// Images spec.runners.image may name besides the runner image, comma-separated; each is
+    /// an exact image, a prefix ending in `*` (e.g. registry.corp/stampede:*) or `*`.
+    #[arg(long, env = "STAMPEDE_ALLOWED_RUNNER_IMAGES", value_delimiter = ',')]
+    allowed_runner_images: Vec<String>,
+    /// Let LoadTests set spec.runners.serviceAccountName (the runners then act as that account).
+    #[arg(
+        long,
+        env = "STAMPEDE_ALLOW_RUNNER_SERVICE_ACCOUNT",
+        default_value_t = false
+    )]
+    allow_runner_service_account: bool,
+    /// Node-selector label keys spec.runners.nodeSelector may use, comma-separated (patterns
+    /// as for --allowed-runner-images).
+    #[arg(
+        long,
+        env = "STAMPEDE_ALLOWED_NODE_SELECTOR_KEYS",
+        value_delimiter = ','
+    )]
+    allowed_node_selector_keys: Vec<String>,
+    /// Taint keys spec.runners.tolerations may tolerate, comma-separated (`*` also allows a
+    /// toleration without a key, which tolerates every taint).
+    #[arg(long, env = "STAMPEDE_ALLOWED_TOLERATION_KEYS", value_delimiter = ',')]
+    allowed_toleration_keys: Vec<String>,
+    /// Let LoadTests set spec.runners.affinity.
+    #[arg(long, env = "STAMPEDE_ALLOW_RUNNER_AFFINITY", default_value_t = false)]
+    allow_runner_affinity: bool,
+    /// Most CPU one runner may request or be limited to (a Kubernetes quantity, or `none`).
+    #[arg(long, env = "STAMPEDE_MAX_RUNNER_CPU", default_value = runner_policy::DEFAULT_MAX_CPU, value_parser = parse_cap)]
+    max_runner_cpu: Cap,
+    /// Most memory one runner may request or be limited to (a Kubernetes quantity, or `none`).
+    #[arg(long, env = "STAMPEDE_MAX_RUNNER_MEMORY", default_value = runner_policy::DEFAULT_MAX_MEMORY, value_parser = parse_cap)]
+    max_runner_memory: Cap,
+    /// Secrets spec.env[].valueFrom.secretKeyRef may name, comma-separated (patterns).
+    #[arg(long, env = "STAMPEDE_ALLOWED_SECRETS", value_delimiter = ',')]
+    allowed_secrets: Vec<String>,
+    /// ConfigMaps spec.env[].valueFrom.configMapKeyRef and spec.data.*.configMapRef may name,
+    /// comma-separated (patterns); the runners are granted `get` on them.
+    #[arg(long, env = "STAMPEDE_ALLOWED_CONFIG_MAPS", value_delimiter = ',')]
+    allowed_config_maps: Vec<String>,
+    /// Where runners may send load, comma-separated hosts, `*.domains`, addresses and CIDR
+    /// ranges (empty: anywhere not denied); checked by the runners on every connection.
+    #[arg(long, env = "STAMPEDE_ALLOWED_TARGETS", default_value = "", value_parser = parse_targets)]
+    allowed_targets: Targets,
+    /// Where runners never send load (same form; wins over --allowed-targets). The API
+    /// server's address is always denied too.
+    #[arg(long, env = "STAMPEDE_DENIED_TARGETS", default_value = DEFAULT_DENIED_TARGETS, value_parser = parse_targets)]
+    denied_targets: Targets,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "STAMPEDE_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     metrics_addr: SocketAddr,
@@ -77,8 +128,59 @@ impl Args {
                 .unwrap_or(defaults.runner_image),
             start_deadline_seconds: self.start_deadline_seconds,
             default_runner_resources: self.runner_resources.clone(),
+            runners: RunnerPolicy {
+                allowed_images: patterns(&self.allowed_runner_images),
+                allow_service_account: self.allow_runner_service_account,
+                allowed_node_selector_keys: patterns(&self.allowed_node_selector_keys),
+                allowed_toleration_keys: patterns(&self.allowed_toleration_keys),
+                allow_affinity: self.allow_runner_affinity,
+                max_cpu: self.max_runner_cpu.0.clone(),
+                max_memory: self.max_runner_memory.0.clone(),
+                allowed_secrets: patterns(&self.allowed_secrets),
+                allowed_config_maps: patterns(&self.allowed_config_maps),
+            },
+            targets: TargetPolicy {
+                allowed: self.allowed_targets.0.clone(),
+                denied: self.denied_targets.0.clone(),
+            },
         }
     }
+}
+
+/// The non-empty entries of a comma-separated list as patterns.
+fn patterns(list: &[String]) -> Vec<Pattern> {
+    list.iter()
+        .map(|entry| entry.trim())
+        .filter(|entry| !entry.is_empty())
+        .map(Pattern::new)
+        .collect()
+}
+
+/// A target list.
+#[derive(Debug, Clone)]
+struct Targets(Vec<TargetRule>);
+
+fn parse_targets(text: &str) -> Result<Targets, String> {
+    target_policy::parse_list(text)
+        .map(Targets)
+        .map_err(|error| error.to_string())
+}
+
+/// A resource cap: a quantity, or none when the flag is empty.
+#[derive(Debug, Clone)]
+struct Cap(Option<Quantity>);
+
+fn parse_cap(text: &str) -> Result<Cap, String> {
+    if text.trim().is_empty() || text.trim() == "none" {
+        return Ok(Cap(None));
+    }
+    Quantity::parse(text.trim())
+        .map(|quantity| Cap(Some(quantity)))
+        .map_err(|error| {
+            format!(
+                "{error}: write a Kubernetes quantity such as 4, 500m or 8Gi, or none for no cap"
+            )
+        })
 }
 
 fn parse_resources(text: &str) -> Result<ResourceRequirements, String> {

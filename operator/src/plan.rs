@@ -10,12 +10,14 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use stampede_crds::LoadTest;
 use stampede_crds::status::{LoadTestStatus, RunPlanStatus};
+use stampede_runner::http::TargetPolicy;
 use stampede_runner::schedule::ExecutionSegment;
 use stampede_runner::schedule::sizing::{self, Size, SizeError};
 
 use crate::compiled::{self, CompiledTest};
 use crate::desired;
 use crate::policy::Policy;
+use crate::runner_policy::{self, Violation};
 
 /// How one run is spread over runners.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +34,9 @@ pub struct RunPlan {
     pub resources: Option<ResourceRequirements>,
     /// The planned length of the test, graceful stops included.
     pub planned: Duration,
+    /// Where the runners may send load: the operator's policy when the Job is built (not
+    /// recorded in the status: a run taken over by another operator gets that one's policy).
+    pub targets: TargetPolicy,
 }
 
 /// Why a LoadTest cannot run; every message names the field and the fix.
@@ -43,6 +48,9 @@ pub enum PlanError {
     /// Over the operator's caps (peak VUs, runners).
     #[error("{field}: {error}", field = .0.field(), error = .0)]
     Caps(#[from] SizeError),
+    /// What the runner pods would be asks more than the operator's policy allows.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Policy(Vec<Violation>),
 }
 
 /// Why a recorded plan cannot be used (`status.plan` was edited, or written by a bug).
@@ -79,6 +87,15 @@ fn plan_compiled(
     compiled: &CompiledTest,
     policy: &Policy,
 ) -> Result<RunPlan, PlanError> {
+    let mut violations = runner_policy::check(test, &policy.runners, &policy.runner_image);
+    violations.extend(runner_policy::check_targets(
+        test,
+        &compiled.model,
+        &policy.targets,
+    ));
+    if !violations.is_empty() {
+        return Err(PlanError::Policy(violations));
+    }
     let Size { peak_vus, runners } = sizing::size(
         test.spec.runners.as_ref(),
         &compiled.schedule,
@@ -91,6 +108,7 @@ fn plan_compiled(
         image: runner_image(test, policy),
         resources: runner_resources(test, policy),
         planned: compiled.planned(),
+        targets: policy.targets.clone(),
     })
 }
 
@@ -162,6 +180,7 @@ impl RunPlan {
             image: record.image.clone(),
             resources: record.resources.clone(),
             planned,
+            targets: TargetPolicy::default(),
         })
     }
 }
@@ -207,6 +226,7 @@ pub fn recover(
         image,
         resources,
         planned: compiled.planned(),
+        targets: policy.targets.clone(),
     })
 }
 
@@ -238,7 +258,10 @@ mod tests {
 
     #[test]
     fn runners_follow_count_or_vus_per_runner() {
-        let policy = Policy::default();
+        let policy = Policy {
+            runners: crate::runner_policy::RunnerPolicy::open(),
+            ..Policy::default()
+        };
         let counted = plan(&spike(serde_json::json!({"count": 3})), &policy).unwrap();
         assert_eq!(counted.peak_vus, 350);
         assert_eq!(counted.runners, 3);
@@ -344,7 +367,14 @@ mod tests {
         let record = planned.record();
         assert_eq!(record.runners, 3);
         assert_eq!(record.planned_seconds, planned.planned.as_secs_f64());
-        assert_eq!(RunPlan::from_record(&record), Ok(planned));
+        // The target policy is the operator's, not the record's.
+        assert_eq!(
+            RunPlan::from_record(&record),
+            Ok(RunPlan {
+                targets: TargetPolicy::default(),
+                ..planned
+            })
+        );
         // Through JSON, as the status subresource stores it.
         let stored: RunPlanStatus =
             serde_json::from_value(serde_json::to_value(&record).unwrap()).unwrap();

@@ -4,6 +4,27 @@
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use stampede_runner::schedule::sizing::{self, Caps};
 
+use stampede_runner::http::TargetPolicy;
+use stampede_runner::http::target_policy;
+
+use crate::runner_policy::RunnerPolicy;
+
+/// `--denied-targets` by default: link-local addresses (cloud metadata services among them),
+/// the metadata services' other addresses and names, and the API server's names (its address
+/// is denied by each runner, from its pod's `KUBERNETES_SERVICE_HOST`).
+pub const DEFAULT_DENIED_TARGETS: &str = "169.254.0.0/16,fe80::/10,fd00:ec2::254,100.100.100.200,\
+metadata.google.internal,metadata.goog,kubernetes,kubernetes.default,kubernetes.default.svc,\
+kubernetes.default.svc.cluster.local";
+
+/// The default target policy: nothing allowed-listed, [`DEFAULT_DENIED_TARGETS`] denied.
+pub fn default_targets() -> TargetPolicy {
+    TargetPolicy {
+        allowed: Vec::new(),
+        // The constant parses; a mistake in it fails the tests, not the operator.
+        denied: target_policy::parse_list(DEFAULT_DENIED_TARGETS).unwrap_or_default(),
+    }
+}
+
 /// Operator-level limits and defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
@@ -19,6 +40,11 @@ pub struct Policy {
     pub start_deadline_seconds: u64,
     /// Runner container resources when `spec.runners.resources` is unset.
     pub default_runner_resources: Option<ResourceRequirements>,
+    /// What a LoadTest may ask of its runner pods.
+    pub runners: RunnerPolicy,
+    /// Where the runners may send load (the runners check every connection; the plan checks
+    /// literal URLs).
+    pub targets: TargetPolicy,
 }
 
 impl Default for Policy {
@@ -33,6 +59,8 @@ impl Default for Policy {
             ),
             start_deadline_seconds: 300,
             default_runner_resources: None,
+            runners: RunnerPolicy::default(),
+            targets: default_targets(),
         }
     }
 }

@@ -18,6 +18,7 @@ use stampede_operator::advance::{self, Observation};
 use stampede_operator::compiled::compile_started;
 use stampede_operator::plan::plan;
 use stampede_operator::policy::Policy;
+use stampede_operator::runner_policy::{Pattern, RunnerPolicy};
 use stampede_runner::cluster::{RunnerReport, RunnerState, downsample, series_width};
 use stampede_runner::engine::{PreparedRun, RunOptions};
 use stampede_runner::metrics::recorder::{HttpFigures, flush_current_thread};
@@ -465,6 +466,11 @@ fn a_100_runner_soak_keeps_the_loadtest_and_every_report_within_budget() {
     );
     let policy = Policy {
         max_runners: RUNNERS,
+        // The soak reads its users from a Secret, as a cluster's admin may allow.
+        runners: RunnerPolicy {
+            allowed_secrets: vec![Pattern::new("shop-*")],
+            ..RunnerPolicy::default()
+        },
         ..Policy::default()
     };
     let run_plan = plan(&test, &policy).unwrap();

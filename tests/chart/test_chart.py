@@ -125,6 +125,9 @@ class Schema(unittest.TestCase):
         self.assert_rejected({"caps": {"maxRunners": 0}}, "/caps/maxRunners")
         self.assert_rejected({"watchNamespaces": ["Not_A_Namespace"]}, "/watchNamespaces/0")
         self.assert_rejected({"watchNamespaces": "team-a"}, "/watchNamespaces")
+        self.assert_rejected({"runnerPolicy": {"maxMemory": "8GB"}}, "/runnerPolicy/maxMemory")
+        self.assert_rejected({"runnerPolicy": {"allowedSecrets": ["a,b"]}}, "/runnerPolicy/allowedSecrets/0")
+        self.assert_rejected({"runnerPolicy": {"allowSecrets": True}}, "/runnerPolicy", "allowSecrets")
 
     def test_every_default_value_is_described_by_the_schema(self) -> None:
         sdk = render.helm()
@@ -319,6 +322,11 @@ class Deployment(unittest.TestCase):
             "STAMPEDE_MAX_VUS_PER_TEST": "100000",
             "STAMPEDE_DEFAULT_MAX_VUS_PER_RUNNER": "1000",
             "STAMPEDE_START_DEADLINE_SECONDS": "300",
+            "STAMPEDE_MAX_RUNNER_CPU": "4",
+            "STAMPEDE_MAX_RUNNER_MEMORY": "8Gi",
+            "STAMPEDE_DENIED_TARGETS": "169.254.0.0/16,fe80::/10,fd00:ec2::254,100.100.100.200,"
+                                       "metadata.google.internal,metadata.goog,kubernetes,kubernetes.default,"
+                                       "kubernetes.default.svc,kubernetes.default.svc.cluster.local",
             "STAMPEDE_METRICS_ADDR": "0.0.0.0:8080",
             "STAMPEDE_LOG_FORMAT": "json",
             "RUST_LOG": "info",
@@ -331,6 +339,12 @@ class Deployment(unittest.TestCase):
                        "resources": {"limits": {"memory": "2Gi"}}},
             "caps": {"maxRunners": 7, "maxVUsPerTest": 2500000, "defaultMaxVUsPerRunner": 321,
                      "startDeadlineSeconds": 45},
+            "runnerPolicy": {"allowedImages": ["registry.example/runner:*", "registry.example/x:1"],
+                             "allowServiceAccount": True, "allowedNodeSelectorKeys": ["pool"],
+                             "allowedTolerationKeys": ["*"], "allowAffinity": True,
+                             "maxCpu": 8, "maxMemory": "none",
+                             "allowedSecrets": ["loadtest-*"], "allowedConfigMaps": ["users"],
+                             "allowedTargets": ["*.shop.svc", "10.0.0.0/8"], "deniedTargets": ["10.0.0.1"]},
             "metrics": {"port": 9090},
             "logFormat": "text",
             "logLevel": "debug",
@@ -355,6 +369,17 @@ class Deployment(unittest.TestCase):
         self.assertEqual(env["STAMPEDE_MAX_VUS_PER_TEST"], "2500000")
         self.assertEqual(env["STAMPEDE_DEFAULT_MAX_VUS_PER_RUNNER"], "321")
         self.assertEqual(env["STAMPEDE_START_DEADLINE_SECONDS"], "45")
+        self.assertEqual(env["STAMPEDE_ALLOWED_RUNNER_IMAGES"], "registry.example/runner:*,registry.example/x:1")
+        self.assertEqual(env["STAMPEDE_ALLOW_RUNNER_SERVICE_ACCOUNT"], "true")
+        self.assertEqual(env["STAMPEDE_ALLOWED_NODE_SELECTOR_KEYS"], "pool")
+        self.assertEqual(env["STAMPEDE_ALLOWED_TOLERATION_KEYS"], "*")
+        self.assertEqual(env["STAMPEDE_ALLOW_RUNNER_AFFINITY"], "true")
+        self.assertEqual(env["STAMPEDE_MAX_RUNNER_CPU"], "8")
+        self.assertEqual(env["STAMPEDE_MAX_RUNNER_MEMORY"], "none")
+        self.assertEqual(env["STAMPEDE_ALLOWED_SECRETS"], "loadtest-*")
+        self.assertEqual(env["STAMPEDE_ALLOWED_CONFIG_MAPS"], "users")
+        self.assertEqual(env["STAMPEDE_ALLOWED_TARGETS"], "*.shop.svc,10.0.0.0/8")
+        self.assertEqual(env["STAMPEDE_DENIED_TARGETS"], "10.0.0.1")
         self.assertEqual(env["STAMPEDE_METRICS_ADDR"], "0.0.0.0:9090")
         self.assertEqual(env["STAMPEDE_LOG_FORMAT"], "text")
         self.assertEqual(env["RUST_LOG"], "debug")

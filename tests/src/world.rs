@@ -37,7 +37,23 @@ pub struct World {
 impl World {
     /// The world of a test that runs on either cluster.
     pub async fn start(prefix: &str, start_deadline_seconds: u64) -> World {
-        World::on(Cluster::start().await, prefix, start_deadline_seconds).await
+        World::on(Cluster::start().await, prefix, start_deadline_seconds, &[]).await
+    }
+
+    /// The world of a test whose operator runs with these extra flags (e.g. a runner policy
+    /// that allows the Secrets the test reads).
+    pub async fn start_with_operator_args(
+        prefix: &str,
+        start_deadline_seconds: u64,
+        operator_args: &[&str],
+    ) -> World {
+        World::on(
+            Cluster::start().await,
+            prefix,
+            start_deadline_seconds,
+            operator_args,
+        )
+        .await
     }
 
     /// The world of a test that injects `fault` through the stand-in's process kubelet: None,
@@ -46,6 +62,7 @@ impl World {
         prefix: &str,
         start_deadline_seconds: u64,
         fault: &str,
+        operator_args: &[&str],
     ) -> Option<World> {
         let cluster = Cluster::start().await;
         if cluster.is_real() {
@@ -55,10 +72,15 @@ impl World {
             );
             return None;
         }
-        Some(World::on(cluster, prefix, start_deadline_seconds).await)
+        Some(World::on(cluster, prefix, start_deadline_seconds, operator_args).await)
     }
 
-    async fn on(mut cluster: Cluster, prefix: &str, start_deadline_seconds: u64) -> World {
+    async fn on(
+        mut cluster: Cluster,
+        prefix: &str,
+        start_deadline_seconds: u64,
+        operator_args: &[&str],
+    ) -> World {
         eprintln!("LoadTests live in {}", cluster.describe());
         cluster.install_crd("crds/loadtest.yaml", "loadtests.stampede.dev");
         cluster.start_kubelet().await;
@@ -69,7 +91,7 @@ impl World {
             &cluster.kubeconfig(),
             &namespace,
             start_deadline_seconds,
-            &[],
+            operator_args,
             &logs.path().join("operator.log"),
         );
         let demo = DemoTarget::start(&cluster, &namespace).await;

@@ -24,6 +24,7 @@ use stampede_crds::LoadTest;
 use stampede_operator::desired::{self, Run};
 use stampede_operator::plan::plan;
 use stampede_operator::policy::Policy;
+use stampede_operator::runner_policy::RunnerPolicy;
 use stampede_tests::chart::{
     RELEASE_NAMESPACE, parse_documents, python, render_chart, require_helm_sdk,
 };
@@ -239,7 +240,15 @@ fn sample_test() -> LoadTest {
 /// reports, the status, TTL deletion, Events).
 fn operator_needs() -> Vec<(String, String, String, Option<String>)> {
     let test = sample_test();
-    let plan = plan(&test, &Policy::default()).expect("plan");
+    let plan = plan(
+        &test,
+        &Policy {
+            // The sample reads a ConfigMap: the policy of a cluster that allows it.
+            runners: RunnerPolicy::open(),
+            ..Policy::default()
+        },
+    )
+    .expect("plan");
     let run = Run {
         test: &test,
         plan: &plan,
@@ -435,4 +444,37 @@ fn the_notes_example_is_a_valid_load_test() {
 
 fn path_str(path: &Path) -> &str {
     path.to_str().expect("UTF-8 path")
+}
+
+/// The chart's default runner policy is the operator's own default: the denied targets are the
+/// same list, and the resource caps the same quantities.
+#[test]
+fn the_charts_default_runner_policy_is_the_operators() {
+    let objects = check_types(&render_chart(&[]));
+    let deployment = objects
+        .iter()
+        .find(|o| kind(o) == "Deployment")
+        .expect("Deployment");
+    let env = &deployment["spec"]["template"]["spec"]["containers"][0]["env"];
+    let value = |key: &str| {
+        env.as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["name"] == key)
+            .and_then(|e| e["value"].as_str())
+            .unwrap_or_else(|| panic!("no {key}"))
+            .to_string()
+    };
+    assert_eq!(
+        value("STAMPEDE_DENIED_TARGETS"),
+        stampede_operator::policy::DEFAULT_DENIED_TARGETS
+    );
+    assert_eq!(
+        value("STAMPEDE_MAX_RUNNER_CPU"),
+        stampede_operator::runner_policy::DEFAULT_MAX_CPU
+    );
+    assert_eq!(
+        value("STAMPEDE_MAX_RUNNER_MEMORY"),
+        stampede_operator::runner_policy::DEFAULT_MAX_MEMORY
+    );
 }

@@ -19,7 +19,7 @@ use stampede_tests::world::{World, condition, phase, steady};
 /// The world of a chaos test: None (skipped) on a real cluster, whose API server and kubelets
 /// take no injected faults.
 async fn chaos_world(prefix: &str, what: &str) -> Option<World> {
-    World::start_with_fault(prefix, 60, what).await
+    World::start_with_fault(prefix, 60, what, &[]).await
 }
 
 fn stand_in(world: &World) -> &ApiServer {

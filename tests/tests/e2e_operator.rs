@@ -241,7 +241,7 @@ async fn an_invalid_spec_is_invalid_and_creates_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_runner_errors_the_run_with_the_reason() {
-    let Some(world) = World::start_with_fault("killed", 60, "killing a runner").await else {
+    let Some(world) = World::start_with_fault("killed", 60, "killing a runner", &[]).await else {
         return;
     };
     world.apply("killed", steady(2, "40s", 2, json!({})));
@@ -474,7 +474,7 @@ async fn a_spec_edit_aborts_the_old_run_and_starts_a_new_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oom_killed_runner_errors_the_run_with_oom_killed() {
-    let Some(world) = World::start_with_fault("oom", 60, "an OOM kill").await else {
+    let Some(world) = World::start_with_fault("oom", 60, "an OOM kill", &[]).await else {
         return;
     };
     world.apply("oom", steady(2, "40s", 1, json!({})));
@@ -513,8 +513,13 @@ async fn an_oom_killed_runner_errors_the_run_with_oom_killed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stuck_runners_error_the_run_at_the_start_deadline() {
     // A 4 s start deadline: unschedulable pods and unpullable images end the run soon after.
-    let Some(world) =
-        World::start_with_fault("stuck", 4, "an unschedulable Job and a failing image pull").await
+    let Some(world) = World::start_with_fault(
+        "stuck",
+        4,
+        "an unschedulable Job and a failing image pull",
+        &["--allowed-runner-images=ghcr.io/stampede-dev/stampede:*"],
+    )
+    .await
     else {
         return;
     };
@@ -547,7 +552,15 @@ async fn stuck_runners_error_the_run_at_the_start_deadline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setup_and_teardown_run_once_per_test_with_secret_env_and_configmap_data() {
-    let world = World::start("seed", 60).await;
+    let world = World::start_with_operator_args(
+        "seed",
+        60,
+        &[
+            "--allowed-secrets=shop-user",
+            "--allowed-config-maps=test-users",
+        ],
+    )
+    .await;
     world.cluster.kubectl_ok(&[
         "create",
         "secret",
@@ -701,7 +714,8 @@ async fn deleting_a_loadtest_stops_its_runners_and_a_ttl_deletes_a_finished_one(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runner_that_cannot_prepare_errors_the_run_with_its_own_reason() {
-    let world = World::start("prepare", 60).await;
+    let world =
+        World::start_with_operator_args("prepare", 60, &["--allowed-config-maps=no-such-*"]).await;
     let mut spec = steady(1, "5s", 2, json!({}));
     spec["data"] =
         json!({"users": {"configMapRef": {"name": "no-such-users", "key": "users.csv"}}});

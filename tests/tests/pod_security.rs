@@ -8,6 +8,7 @@ use stampede_crds::LoadTest;
 use stampede_operator::desired::{self, Run};
 use stampede_operator::plan::plan;
 use stampede_operator::policy::Policy;
+use stampede_operator::runner_policy::RunnerPolicy;
 use stampede_tests::apiserver::pod_security::{Level, violations};
 
 fn pod_template(spec: Value) -> Value {
@@ -17,7 +18,15 @@ fn pod_template(spec: Value) -> Value {
         "spec": spec,
     }))
     .unwrap();
-    let plan = plan(&test, &Policy::default()).unwrap();
+    let plan = plan(
+        &test,
+        &Policy {
+            // The sample reads a ConfigMap: the policy of a cluster that allows it.
+            runners: RunnerPolicy::open(),
+            ..Policy::default()
+        },
+    )
+    .unwrap();
     let job = desired::job(Run {
         test: &test,
         plan: &plan,
@@ -38,7 +47,10 @@ fn runner_pods_meet_the_restricted_standard() {
     ] {
         let pod = pod_template(spec);
         assert_eq!(violations(Level::Restricted, &pod), Vec::<String>::new());
-        assert_eq!(pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"], true);
+        assert_eq!(
+            pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"],
+            true
+        );
         assert_eq!(pod["containers"][0]["volumeMounts"][0]["mountPath"], "/tmp");
     }
 }
