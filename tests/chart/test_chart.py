@@ -84,6 +84,20 @@ CONFIGURATIONS = {
 }
 
 
+class Version(unittest.TestCase):
+    def test_the_chart_is_versioned_with_the_crates(self) -> None:
+        # The release workflow tags vX.Y.Z for the workspace version and pushes the chart and
+        # the image under it; the chart's default image tag is its appVersion.
+        import tomllib
+        workspace = tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["package"]
+        chart = {}
+        for line in (ROOT / "charts/stampede/Chart.yaml").read_text().splitlines():
+            key, _, value = line.partition(":")
+            chart[key.strip()] = value.strip().strip('"')
+        self.assertEqual(chart["version"], workspace["version"])
+        self.assertEqual(chart["appVersion"], workspace["version"])
+
+
 class Lint(unittest.TestCase):
     def test_lint_passes_for_the_defaults_and_each_mode(self) -> None:
         for label, values in CONFIGURATIONS.items():
