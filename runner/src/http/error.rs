@@ -50,12 +50,12 @@ pub enum ErrorKind {
         range: String,
     },
     /// 1110: allowed targets are set, and neither the host nor its address is one of them.
-    #[error("IP ({ip}) of {host} is not an allowed target")]
+    #[error("{host}{} is not an allowed target", .ip.map(|ip| format!(" ({ip})")).unwrap_or_default())]
     NotAllowedTarget {
         /// The host.
         host: String,
-        /// Its address.
-        ip: std::net::IpAddr,
+        /// Its address, when known (a literal URL checked before the run has none).
+        ip: Option<std::net::IpAddr>,
     },
     /// 1111: the host matches a denied host pattern (k6 `blockHostnames`); nothing was sent,
     /// not even a DNS query.
