@@ -121,7 +121,10 @@ async fn an_api_server_outage_of_30s_over_the_end_of_a_run_loses_nothing() {
     chaos.set_outage(false);
     let back = std::time::Instant::now();
     let status = assert_nothing_lost(&world, "outage").await;
-    eprintln!("verdict {:.1} s after the API server came back", back.elapsed().as_secs_f64());
+    eprintln!(
+        "verdict {:.1} s after the API server came back",
+        back.elapsed().as_secs_f64()
+    );
     assert_eq!(condition(&status, "Passed").0, "True");
     assert_never_restarted(&world);
 }
