@@ -496,7 +496,8 @@ impl Vu {
         };
         let explicit_cookie = headers.contains_key(http::header::COOKIE);
         // Credentials belong to the host the flow addressed; hops elsewhere go without them.
-        let first_target = target.clone();
+        // Kept from the first redirect on, so a request without one pays nothing for it.
+        let mut first_target: Option<Target> = None;
         let mut redirects = 0;
         loop {
             // The first hop takes the rendered headers; a redirect hop renders them again
@@ -511,7 +512,9 @@ impl Vu {
                 }
                 again
             };
-            let keeps_credentials = redirect::keeps_credentials(first_target.host(), target.host());
+            let keeps_credentials = first_target
+                .as_ref()
+                .is_none_or(|first| redirect::keeps_credentials(first.host(), target.host()));
             if !keeps_credentials {
                 redirect::strip_credentials(&mut hop_headers);
             }
@@ -594,6 +597,7 @@ impl Vu {
                         && let Some(location) = location
                     {
                         redirects += 1;
+                        first_target.get_or_insert_with(|| target.clone());
                         target = Target::join(&target, &location).map_err(|e| {
                             format!(
                                 "{} redirected to an invalid Location: {e}",
