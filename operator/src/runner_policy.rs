@@ -286,19 +286,16 @@ pub fn check_targets(test: &LoadTest, model: &Test, targets: &TargetPolicy) -> V
             return;
         };
         if let Err(error) = targets.check(target.host(), target.ip()) {
+            let (flag, value) = if matches!(error, ErrorKind::NotAllowedTarget { .. }) {
+                ("--allowed-targets", "allowedTargets")
+            } else {
+                ("--denied-targets", "deniedTargets")
+            };
             found.push(Violation {
                 field,
                 problem: format!("aims at {}: {error}", target.authority()),
-                flag: if matches!(error, ErrorKind::NotAllowedTarget { .. }) {
-                    "--allowed-targets"
-                } else {
-                    "--denied-targets"
-                },
-                value: if matches!(error, ErrorKind::NotAllowedTarget { .. }) {
-                    "allowedTargets"
-                } else {
-                    "deniedTargets"
-                },
+                flag,
+                value,
                 fix: "load a service of your own".into(),
             });
         }
