@@ -364,20 +364,8 @@ fn leader_election_rights_match_lease_rs_and_only_in_the_release_namespace() {
             .unwrap_or_else(|| panic!("{args:?}: no Lease Role"));
         assert_eq!(lease_role["metadata"]["namespace"], RELEASE_NAMESPACE);
         let lease_rules = rules(lease_role);
-        let deployment = objects
-            .iter()
-            .find(|o| kind(o) == "Deployment")
-            .expect("Deployment");
-        let env = &deployment["spec"]["template"]["spec"]["containers"][0]["env"];
-        let value = |key: &str| {
-            env.as_array()
-                .into_iter()
-                .flatten()
-                .find(|e| e["name"] == key)
-                .and_then(|e| e["value"].as_str())
-                .unwrap_or_else(|| panic!("{args:?}: no {key}"))
-                .to_string()
-        };
+        let value =
+            |key: &str| operator_env(&objects, key).unwrap_or_else(|| panic!("{args:?}: no {key}"));
         assert_eq!(value("STAMPEDE_LEADER_ELECT"), "true");
         assert_eq!(value("STAMPEDE_LEASE_NAMESPACE"), RELEASE_NAMESPACE);
         let lease = value("STAMPEDE_LEASE_NAME");
@@ -446,25 +434,26 @@ fn path_str(path: &Path) -> &str {
     path.to_str().expect("UTF-8 path")
 }
 
+/// The value of `key` in the environment of the rendered operator Deployment's container.
+fn operator_env(objects: &[Json], key: &str) -> Option<String> {
+    let deployment = objects
+        .iter()
+        .find(|o| kind(o) == "Deployment")
+        .expect("Deployment");
+    deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == key)
+        .and_then(|e| e["value"].as_str())
+        .map(str::to_string)
+}
+
 /// The chart's default runner policy is the operator's own default: the denied targets are the
 /// same list, and the resource caps the same quantities.
 #[test]
 fn the_charts_default_runner_policy_is_the_operators() {
     let objects = check_types(&render_chart(&[]));
-    let deployment = objects
-        .iter()
-        .find(|o| kind(o) == "Deployment")
-        .expect("Deployment");
-    let env = &deployment["spec"]["template"]["spec"]["containers"][0]["env"];
-    let value = |key: &str| {
-        env.as_array()
-            .into_iter()
-            .flatten()
-            .find(|e| e["name"] == key)
-            .and_then(|e| e["value"].as_str())
-            .unwrap_or_else(|| panic!("no {key}"))
-            .to_string()
-    };
+    let value = |key: &str| operator_env(&objects, key).unwrap_or_else(|| panic!("no {key}"));
     assert_eq!(
         value("STAMPEDE_DENIED_TARGETS"),
         stampede_operator::policy::DEFAULT_DENIED_TARGETS

@@ -105,6 +105,15 @@ pub fn violations(level: Level, spec: &Value) -> Vec<String> {
     };
     let context = |c: &Value, path: &str| c.pointer(&format!("/securityContext/{path}")).cloned();
     let pod_context = |path: &str| spec.pointer(&format!("/securityContext/{path}")).cloned();
+    // The containers for which `breaks` holds, as the messages name them; None for none.
+    let offenders = |breaks: &dyn Fn(&Value) -> bool| -> Option<String> {
+        let names: Vec<String> = containers
+            .iter()
+            .filter(|c| breaks(c))
+            .map(|c| name(c))
+            .collect();
+        (!names.is_empty()).then(|| containers_phrase(&names))
+    };
     let mut found = Vec::new();
 
     // Baseline.
@@ -116,15 +125,9 @@ pub fn violations(level: Level, spec: &Value) -> Vec<String> {
     if !hosts.is_empty() {
         found.push(format!("host namespaces ({})", hosts.join(", ")));
     }
-    let privileged: Vec<String> = containers
-        .iter()
-        .filter(|c| context(c, "privileged") == Some(Value::Bool(true)))
-        .map(|c| name(c))
-        .collect();
-    if !privileged.is_empty() {
+    if let Some(who) = offenders(&|c| context(c, "privileged") == Some(Value::Bool(true))) {
         found.push(format!(
-            "privileged ({} must not set securityContext.privileged=true)",
-            containers_phrase(&privileged)
+            "privileged ({who} must not set securityContext.privileged=true)"
         ));
     }
     let added = |c: &Value| -> Vec<String> {
@@ -214,15 +217,9 @@ pub fn violations(level: Level, spec: &Value) -> Vec<String> {
                     .to_string(),
             );
         }
-        let bad: Vec<String> = containers
-            .iter()
-            .filter(|c| unconfined(context(c, "seccompProfile/type")))
-            .map(|c| name(c))
-            .collect();
-        if !bad.is_empty() {
+        if let Some(who) = offenders(&|c| unconfined(context(c, "seccompProfile/type"))) {
             seccomp.push(format!(
-                "{} must not set securityContext.seccompProfile.type to \"Unconfined\"",
-                containers_phrase(&bad)
+                "{who} must not set securityContext.seccompProfile.type to \"Unconfined\""
             ));
         }
         if !seccomp.is_empty() {
@@ -254,31 +251,21 @@ pub fn violations(level: Level, spec: &Value) -> Vec<String> {
             restricted_volumes.join("; ")
         ));
     }
-    let escalating: Vec<String> = containers
-        .iter()
-        .filter(|c| context(c, "allowPrivilegeEscalation") != Some(Value::Bool(false)))
-        .map(|c| name(c))
-        .collect();
-    if !escalating.is_empty() {
+    if let Some(who) =
+        offenders(&|c| context(c, "allowPrivilegeEscalation") != Some(Value::Bool(false)))
+    {
         found.push(format!(
-            "allowPrivilegeEscalation != false ({} must set securityContext.allowPrivilegeEscalation=false)",
-            containers_phrase(&escalating)
+            "allowPrivilegeEscalation != false ({who} must set securityContext.allowPrivilegeEscalation=false)"
         ));
     }
     let mut capabilities = Vec::new();
-    let not_dropping: Vec<String> = containers
-        .iter()
-        .filter(|c| {
-            !c.pointer("/securityContext/capabilities/drop")
-                .and_then(Value::as_array)
-                .is_some_and(|drop| drop.iter().any(|cap| cap == "ALL"))
-        })
-        .map(|c| name(c))
-        .collect();
-    if !not_dropping.is_empty() {
+    if let Some(who) = offenders(&|c| {
+        !c.pointer("/securityContext/capabilities/drop")
+            .and_then(Value::as_array)
+            .is_some_and(|drop| drop.iter().any(|cap| cap == "ALL"))
+    }) {
         capabilities.push(format!(
-            "{} must set securityContext.capabilities.drop=[\"ALL\"]",
-            containers_phrase(&not_dropping)
+            "{who} must set securityContext.capabilities.drop=[\"ALL\"]"
         ));
     }
     for container in &containers {
@@ -302,23 +289,18 @@ pub fn violations(level: Level, spec: &Value) -> Vec<String> {
     if pod_non_root == Some(Value::Bool(false)) {
         non_root.push("pod must not set securityContext.runAsNonRoot=false".to_string());
     }
-    let (explicit, implicit): (Vec<&Value>, Vec<&Value>) = containers
-        .iter()
-        .filter(|c| match context(c, "runAsNonRoot") {
-            Some(Value::Bool(value)) => !value,
-            _ => pod_non_root != Some(Value::Bool(true)),
-        })
-        .partition(|c| context(c, "runAsNonRoot") == Some(Value::Bool(false)));
-    if !explicit.is_empty() {
+    if let Some(who) = offenders(&|c| context(c, "runAsNonRoot") == Some(Value::Bool(false))) {
         non_root.push(format!(
-            "{} must not set securityContext.runAsNonRoot=false",
-            containers_phrase(&explicit.iter().map(|c| name(c)).collect::<Vec<_>>())
+            "{who} must not set securityContext.runAsNonRoot=false"
         ));
     }
-    if !implicit.is_empty() {
+    // A container that says nothing inherits the pod's setting.
+    if let Some(who) = offenders(&|c| {
+        !matches!(context(c, "runAsNonRoot"), Some(Value::Bool(_)))
+            && pod_non_root != Some(Value::Bool(true))
+    }) {
         non_root.push(format!(
-            "pod or {} must set securityContext.runAsNonRoot=true",
-            containers_phrase(&implicit.iter().map(|c| name(c)).collect::<Vec<_>>())
+            "pod or {who} must set securityContext.runAsNonRoot=true"
         ));
     }
     if !non_root.is_empty() {
@@ -328,16 +310,8 @@ pub fn violations(level: Level, spec: &Value) -> Vec<String> {
     if pod_context("runAsUser").and_then(|u| u.as_i64()) == Some(0) {
         root_users.push("pod must not set runAsUser=0".to_string());
     }
-    let root_containers: Vec<String> = containers
-        .iter()
-        .filter(|c| context(c, "runAsUser").and_then(|u| u.as_i64()) == Some(0))
-        .map(|c| name(c))
-        .collect();
-    if !root_containers.is_empty() {
-        root_users.push(format!(
-            "{} must not set runAsUser=0",
-            containers_phrase(&root_containers)
-        ));
+    if let Some(who) = offenders(&|c| context(c, "runAsUser").and_then(|u| u.as_i64()) == Some(0)) {
+        root_users.push(format!("{who} must not set runAsUser=0"));
     }
     if !root_users.is_empty() {
         found.push(format!("runAsUser=0 ({})", root_users.join("; ")));
