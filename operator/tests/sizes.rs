@@ -19,7 +19,9 @@ use stampede_operator::compiled::compile_started;
 use stampede_operator::plan::plan;
 use stampede_operator::policy::Policy;
 use stampede_operator::runner_policy::{Pattern, RunnerPolicy};
-use stampede_runner::cluster::{RunnerReport, RunnerState, downsample, series_width};
+use stampede_runner::cluster::{
+    RunId, RunnerReport, RunnerState, SetupKey, downsample, seal_setup, series_width,
+};
 use stampede_runner::engine::{PreparedRun, RunOptions};
 use stampede_runner::metrics::recorder::{HttpFigures, flush_current_thread};
 use stampede_runner::metrics::{Metric, Registry, SampleTags, Shards, Snapshot};
@@ -507,10 +509,20 @@ fn a_100_runner_soak_keeps_the_loadtest_and_every_report_within_budget() {
         .count();
     let widest = soak.trend("http_req_duration").unwrap();
     assert!(widest.min < 1.0 && widest.max > 4000.0);
+    // setup()'s token, sealed by runner 0 for the 99 others.
     let setup = BTreeMap::from([(
         "adminToken".to_string(),
         format!("eyJhbGciOiJSUzI1NiJ9.{}.sig", "x".repeat(600)),
     )]);
+    let runner_keys: BTreeMap<u64, String> = (1..RUNNERS)
+        .map(|runner| (runner, SetupKey::generate().public()))
+        .collect();
+    let run_id = RunId {
+        namespace: "shop",
+        loadtest: "soak",
+        run: 1,
+    };
+    let sealed_setup = seal_setup(&setup, &runner_keys, run_id).unwrap();
     let mut json_reports = Vec::new();
     for runner in 0..RUNNERS {
         let mut metrics = soak.clone();
@@ -524,7 +536,8 @@ fn a_100_runner_soak_keeps_the_loadtest_and_every_report_within_budget() {
             elapsed_seconds: SOAK_SECONDS as f64 + 30.0 + runner as f64 * 0.0137,
             vus: 0,
             vus_max: 30,
-            setup: (runner == 0).then(|| setup.clone()),
+            setup_key: runner_keys.get(&runner).cloned(),
+            sealed_setup: (runner == 0).then(|| sealed_setup.clone()),
             metrics: Some(metrics),
             series: soak_series(runner),
             steps: names.steps.clone(),

@@ -279,9 +279,10 @@ async fn denied_targets_are_refused_at_planning_and_on_every_connection() {
 }
 
 /// A Secret's value used in a header, a JSON body and a URL query — and in the query of a
-/// request that fails, so that an error line is printed — appears nowhere a user of the
-/// namespace can look: not in the status, the Events, any ConfigMap (reports and result), the
-/// operator's log or the runner pods' logs.
+/// request that fails, so that an error line is printed — and a token setup() captured, which
+/// runner 0 hands to runner 1 through its report, appear nowhere a user of the namespace can
+/// look: not in the status, the Events, any ConfigMap (reports and result), the operator's log
+/// or the runner pods' logs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_used_in_headers_bodies_and_urls_leaks_nowhere() {
     const SECRET: &str = "s3cr3t-Tok3n-9f41c2";
@@ -299,10 +300,15 @@ async fn a_secret_used_in_headers_bodies_and_urls_leaks_nowhere() {
     ]);
     let spec = json!({
         "env": [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "loadtest-token", "key": "token"}}}],
+        // The target issues a session token to setup() (here it echoes one made of the secret).
+        "setup": [{"name": "login", "request": {"url": "/anything", "method": "POST",
+                                                "json": {"session": "session-${env.TOKEN}"}},
+                   "capture": {"session": {"json": "$.json.session"}}}],
         "scenarios": {"s": {"executor": "per-vu-iterations", "vus": 2, "iterations": 3}},
         "flows": {"default": [
-            {"name": "query", "request": {"url": "/get?token=${env.TOKEN}"},
-             "checks": {"the server saw the token": "json(\"$.args.token\") == \"${env.TOKEN}\""}},
+            {"name": "query", "request": {"url": "/get?token=${env.TOKEN}&session=${setup.session}"},
+             "checks": {"the server saw the token": "json(\"$.args.token\") == \"${env.TOKEN}\"",
+                        "every runner has setup's session": "json(\"$.args.session\") == \"session-${env.TOKEN}\""}},
             {"request": {"url": "/anything?token=${env.TOKEN}", "method": "POST",
                          "headers": {"authorization": "Bearer ${env.TOKEN}", "x-token": "${env.TOKEN}"},
                          "json": {"token": "${env.TOKEN}"}}},
@@ -316,8 +322,11 @@ async fn a_secret_used_in_headers_bodies_and_urls_leaks_nowhere() {
     world.kubectl_wait_complete("leaky", "120s");
     let status = world.get("leaky").await.status.unwrap();
     assert_eq!(phase(&status), Phase::Succeeded, "{status:?}");
-    // The token did reach the target (the check compares what it echoed).
-    assert!(status.summary.as_ref().is_some_and(|s| s.http_reqs == 18));
+    // The token did reach the target (the checks compare what it echoed), and so did
+    // setup()'s session, from both runners: 3 requests per iteration, and setup's one.
+    let summary = status.summary.as_ref().unwrap();
+    assert_eq!(summary.http_reqs, 19);
+    assert_eq!((summary.checks.passes, summary.checks.fails), (12, 0));
 
     let mut places = vec![
         (

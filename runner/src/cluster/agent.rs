@@ -5,7 +5,7 @@
 //! The exit code is about the runner's health (0 unless it could not run, 2 outside a runner
 //! pod); the verdict is the operator's, made on the whole fleet's merged reports.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -23,6 +23,7 @@ use stampede_crds::status::Phase;
 use super::report::{
     REPORT_EVERY_SECONDS, REPORT_KEY, RunnerReport, RunnerState, downsample, series_width,
 };
+use super::sealed::{self, RunId, SealedSetup, SetupKey};
 use crate::engine::progress::ProgressMode;
 use crate::engine::{LiveView, PreparedRun, RunError, RunOptions, build_runtime};
 use crate::exit::Exit;
@@ -170,6 +171,15 @@ impl AgentConfig {
     /// This runner's report ConfigMap.
     fn report_name(&self) -> String {
         format!("{}{}", self.reports, self.index)
+    }
+
+    /// The run setup values are sealed for.
+    fn run_id(&self) -> RunId<'_> {
+        RunId {
+            namespace: &self.namespace,
+            loadtest: &self.loadtest,
+            run: self.run,
+        }
     }
 }
 
@@ -378,13 +388,24 @@ async fn prepare_and_run(
         checks: prepared.check_names().to_vec(),
         ..base.clone()
     };
-    // setup() runs once per test: on runner 0, before it reports Ready.
+    // setup() runs once per test: on runner 0, before it reports Ready. Its values reach the
+    // other runners sealed to the keys they publish in their Ready reports, so runner 0 is
+    // Ready (and the operator starts the run) only once every key is in.
+    let setup_key = (config.index > 0 && prepared.has_setup()).then(SetupKey::generate);
+    ready.setup_key = setup_key.as_ref().map(SetupKey::public);
+    let mut own_setup_values = None;
     if config.index == 0 && prepared.has_setup() {
-        let values = prepared
+        let values: BTreeMap<String, String> = prepared
             .run_setup()
             .await
-            .map_err(|e| AgentError::Prepare(e.to_string()))?;
-        ready.setup = Some(values.into_iter().collect());
+            .map_err(|e| AgentError::Prepare(e.to_string()))?
+            .into_iter()
+            .collect();
+        if config.runners > 1 {
+            let keys = collect_setup_keys(config_maps, config).await?;
+            ready.sealed_setup = Some(seal_for_runners(&values, &keys, config)?);
+        }
+        own_setup_values = Some(values);
     }
     reporter.write(&ready).await?;
     eprintln!(
@@ -411,10 +432,10 @@ async fn prepare_and_run(
             return reporter.write(&finished).await;
         }
     };
-    let setup_values = match (&ready.setup, prepared.has_setup()) {
-        (Some(values), _) => values.clone(),
-        (None, true) => read_setup_values(config_maps, config).await?,
-        (None, false) => BTreeMap::new(),
+    let setup_values = match (own_setup_values, &setup_key) {
+        (Some(values), _) => values,
+        (None, Some(key)) => open_setup_values(config_maps, config, key).await?,
+        (None, None) => BTreeMap::new(),
     };
     prepared.use_setup_values(setup_values.into_iter().collect::<HashMap<_, _>>());
 
@@ -575,28 +596,128 @@ async fn wait_for_start(tests: &Api<LoadTest>, config: &AgentConfig) -> Result<S
         .map_err(|_| AgentError::StartTimeout(config.start_timeout))
 }
 
-/// Reads setup()'s captures from runner 0's report (it wrote them before reporting Ready, and
-/// the operator only starts the run once every runner, runner 0 included, is Ready).
-async fn read_setup_values(
+/// The most bytes of sealed setup values runner 0's report carries: it is written every
+/// [`REPORT_EVERY_SECONDS`] beside the metrics, within the design's 256 KiB a report.
+const MAX_SEALED_SETUP_BYTES: usize = 64 * 1024;
+
+/// Runner 0 waits for every other runner's Ready report and takes the key it published. A
+/// runner that failed gets nothing: it will not run, and the operator ends the run.
+async fn collect_setup_keys(
     config_maps: &Api<ConfigMap>,
     config: &AgentConfig,
+) -> Result<BTreeMap<u64, String>, AgentError> {
+    let deadline = tokio::time::Instant::now() + config.start_timeout;
+    let mut waiting: BTreeSet<u64> = (1..config.runners).collect();
+    let mut keys = BTreeMap::new();
+    let mut ticker = tokio::time::interval(Duration::from_millis(500));
+    while !waiting.is_empty() {
+        if tokio::time::Instant::now() >= deadline {
+            let runners: Vec<String> = waiting.iter().map(ToString::to_string).collect();
+            return Err(AgentError::Prepare(format!(
+                "runners {} published no setup key within {:?}: they never got ready",
+                runners.join(", "),
+                config.start_timeout
+            )));
+        }
+        ticker.tick().await;
+        for index in waiting.clone() {
+            let name = format!("{}{index}", config.reports);
+            match fetch_report(config_maps, &name).await {
+                Fetched::Report(report) if report.state == RunnerState::Failed => {
+                    waiting.remove(&index);
+                }
+                Fetched::Report(report) => {
+                    if let Some(key) = report.setup_key {
+                        keys.insert(index, key);
+                        waiting.remove(&index);
+                    }
+                }
+                Fetched::Gone => {
+                    return Err(AgentError::Prepare(format!(
+                        "runner {index}'s report {name} is gone: the run was deleted or replaced"
+                    )));
+                }
+                Fetched::NotYet | Fetched::Unreadable(_) => {}
+            }
+        }
+    }
+    Ok(keys)
+}
+
+/// Seals setup()'s values for each runner that published a key, within the report's budget.
+fn seal_for_runners(
+    values: &BTreeMap<String, String>,
+    keys: &BTreeMap<u64, String>,
+    config: &AgentConfig,
+) -> Result<SealedSetup, AgentError> {
+    let sealed = sealed::seal(values, keys, config.run_id())
+        .map_err(|e| AgentError::Prepare(e.to_string()))?;
+    let bytes = sealed.encoded_bytes();
+    if bytes > MAX_SEALED_SETUP_BYTES {
+        let captured: usize = values.iter().map(|(k, v)| k.len() + v.len()).sum();
+        return Err(AgentError::Prepare(format!(
+            "spec.setup captured {captured} bytes of values, {bytes} bytes sealed, over the \
+             {MAX_SEALED_SETUP_BYTES} runner 0's report carries beside its metrics: capture \
+             only what the flows use (a token, not a whole response)"
+        )));
+    }
+    Ok(sealed)
+}
+
+/// Runner `config.index` reads runner 0's report (written before runner 0 reported Ready, and
+/// the operator starts the run only once every runner is Ready) and opens its sealed values.
+async fn open_setup_values(
+    config_maps: &Api<ConfigMap>,
+    config: &AgentConfig,
+    key: &SetupKey,
 ) -> Result<BTreeMap<String, String>, AgentError> {
     let name = format!("{}0", config.reports);
-    let map = config_maps
-        .get(&name)
-        .await
-        .map_err(|source| AgentError::Api {
-            action: format!("reading runner 0's report {name} for setup values"),
-            source,
-        })?;
-    let report = map
-        .data
-        .as_ref()
-        .and_then(|d| d.get(REPORT_KEY))
-        .and_then(|text| RunnerReport::from_json(text).ok());
-    report
-        .and_then(|r| r.setup)
-        .ok_or_else(|| AgentError::Prepare(format!("runner 0's report {name} has no setup values")))
+    let report = match fetch_report(config_maps, &name).await {
+        Fetched::Report(report) => report,
+        Fetched::Unreadable(source) => {
+            return Err(AgentError::Api {
+                action: format!("reading runner 0's report {name} for setup values"),
+                source,
+            });
+        }
+        Fetched::NotYet | Fetched::Gone => {
+            return Err(AgentError::Prepare(format!(
+                "runner 0's report {name} holds no report to take setup values from"
+            )));
+        }
+    };
+    let sealed = report.sealed_setup.as_ref().ok_or_else(|| {
+        AgentError::Prepare(format!(
+            "runner 0's report {name} holds no sealed setup values"
+        ))
+    })?;
+    sealed::open(sealed, key, config.run_id(), config.index)
+        .map_err(|e| AgentError::Prepare(e.to_string()))
+}
+
+/// What a runner's report ConfigMap holds now.
+enum Fetched {
+    /// A report.
+    Report(Box<RunnerReport>),
+    /// Nothing readable yet: the runner has not written it, or wrote what is not a report.
+    NotYet,
+    /// The ConfigMap is gone: the LoadTest was deleted or the run replaced.
+    Gone,
+    /// The API failed.
+    Unreadable(kube::Error),
+}
+
+async fn fetch_report(config_maps: &Api<ConfigMap>, name: &str) -> Fetched {
+    match config_maps.get_opt(name).await {
+        Ok(Some(map)) => map
+            .data
+            .as_ref()
+            .and_then(|d| d.get(REPORT_KEY))
+            .and_then(|text| RunnerReport::from_json(text).ok())
+            .map_or(Fetched::NotYet, |report| Fetched::Report(Box::new(report))),
+        Ok(None) => Fetched::Gone,
+        Err(error) => Fetched::Unreadable(error),
+    }
 }
 
 /// Resolves on SIGTERM (never where signals cannot be listened to).
@@ -693,18 +814,13 @@ async fn wait_for_others(config_maps: &Api<ConfigMap>, config: &AgentConfig) {
         ticker.tick().await;
         for index in 1..config.runners {
             let name = format!("{}{index}", config.reports);
-            let done = match config_maps.get_opt(&name).await {
-                Ok(Some(map)) => map
-                    .data
-                    .as_ref()
-                    .and_then(|d| d.get(REPORT_KEY))
-                    .and_then(|t| RunnerReport::from_json(t).ok())
-                    .is_some_and(|r| {
-                        matches!(r.state, RunnerState::Finished | RunnerState::Failed)
-                    }),
+            let done = match fetch_report(config_maps, &name).await {
+                Fetched::Report(report) => {
+                    matches!(report.state, RunnerState::Finished | RunnerState::Failed)
+                }
                 // Gone: the LoadTest was deleted; nothing left to wait for.
-                Ok(None) => true,
-                Err(_) => false,
+                Fetched::Gone => true,
+                Fetched::NotYet | Fetched::Unreadable(_) => false,
             };
             if !done {
                 continue 'poll;
@@ -846,6 +962,33 @@ mod tests {
                 .to_string()
                 .starts_with("STAMPEDE_DENIED_TARGETS: \"10.0.0.0/99\" is not a target"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn setup_values_are_sealed_for_this_run_within_the_report_budget() {
+        let config = AgentConfig::from_env(env(&FULL)).expect("complete");
+        let key = SetupKey::generate();
+        let keys = BTreeMap::from([(1, key.public())]);
+        let token = BTreeMap::from([("token".to_string(), "tok_1f2e".to_string())]);
+        let sealed = seal_for_runners(&token, &keys, &config).unwrap();
+        assert_eq!(
+            sealed::open(&sealed, &key, config.run_id(), 1).unwrap(),
+            token
+        );
+        let next_run = RunId {
+            run: 3,
+            ..config.run_id()
+        };
+        assert!(sealed::open(&sealed, &key, next_run, 1).is_err());
+
+        let response = BTreeMap::from([("page".to_string(), "x".repeat(48 * 1024))]);
+        let error = seal_for_runners(&response, &keys, &config).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.starts_with("spec.setup captured 49156 bytes of values, ")
+                && message.contains("capture only what the flows use"),
+            "{message}"
         );
     }
 

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use stampede_crds::model::summary::TrendColumn;
 
+use super::sealed::SealedSetup;
 use crate::metrics::Snapshot;
 use crate::summary::{SecondPoint, Summary};
 
@@ -65,9 +66,14 @@ pub struct RunnerReport {
     /// Allocated VUs at the last second.
     #[serde(default)]
     pub vus_max: i64,
-    /// setup()'s captures (runner 0 only); every runner reads them from runner 0's report.
+    /// The public key runner 0 seals setup()'s values to (every other runner, when the test
+    /// has a setup flow).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub setup: Option<BTreeMap<String, String>>,
+    pub setup_key: Option<String>,
+    /// setup()'s values sealed for every other runner (runner 0 only): a report is readable
+    /// with the namespace's `view` role, so the values never appear in plain text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_setup: Option<SealedSetup>,
     /// Every series' cumulative value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<Snapshot>,
