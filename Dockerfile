@@ -4,6 +4,8 @@
 # CI runs the build stage's cargo command as a plain command (.ci/run, "container build stage").
 
 FROM rust:1.95-bookworm AS build
+# runner/build.rs installs the HTML report's charting library (runner/ui) with npm.
+RUN apt-get update && apt-get install -y --no-install-recommends npm && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN cargo build --locked --release -p stampede-runner --bin stampede -p stampede-operator --bin stampede-operator

@@ -15,6 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::Resource;
 use stampede_crds::LoadTest;
 use stampede_runner::cluster::env;
+use stampede_runner::html_report::render_html;
 use stampede_runner::summary::{Summary, export_json, write_text};
 
 use crate::labels::{self, Component};
@@ -335,13 +336,18 @@ pub fn job(run: Run<'_>) -> Job {
     }
 }
 
+/// The most a result ConfigMap's values take: the API server refuses a ConfigMap over 1 MiB,
+/// and its metadata needs room too.
+pub const MAX_RESULT_BYTES: usize = 1000 * 1024;
+
 /// The full merged result, kept until the LoadTest goes: the summary (mergeable JSON with
-/// histograms and the series), the k6-style export, and the text summary.
+/// histograms and the series), the k6-style export, the text summary and, when it fits, the
+/// HTML report (`stampede report NAME --html` renders it from the summary either way).
 pub fn result_config_map(test: &LoadTest, summary: &Summary) -> ConfigMap {
     let mut text = Vec::new();
     // Writing into a Vec cannot fail.
     let _ = write_text(summary, false, &mut text);
-    let data = BTreeMap::from([
+    let mut data = BTreeMap::from([
         (
             "result.json".to_string(),
             serde_json::to_string(summary).unwrap_or_default(),
@@ -355,6 +361,11 @@ pub fn result_config_map(test: &LoadTest, summary: &Summary) -> ConfigMap {
             String::from_utf8_lossy(&text).into_owned(),
         ),
     ]);
+    let html = render_html(summary);
+    let used: usize = data.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if used + html.len() <= MAX_RESULT_BYTES {
+        data.insert("report.html".to_string(), html);
+    }
     ConfigMap {
         metadata: ObjectMeta {
             name: Some(Names::new(test.metadata.name.as_deref().unwrap_or_default()).result()),

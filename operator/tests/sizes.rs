@@ -16,6 +16,7 @@ use stampede_crds::model::flow::FlowNames;
 use stampede_crds::status::{LoadTestStatus, Phase};
 use stampede_operator::advance::{self, Observation};
 use stampede_operator::compiled::compile_started;
+use stampede_operator::desired;
 use stampede_operator::plan::plan;
 use stampede_operator::policy::Policy;
 use stampede_operator::runner_policy::{Pattern, RunnerPolicy};
@@ -23,6 +24,7 @@ use stampede_runner::cluster::{
     RunId, RunnerReport, RunnerState, SetupKey, downsample, seal_setup, series_width,
 };
 use stampede_runner::engine::{PreparedRun, RunOptions};
+use stampede_runner::html_report::render_html;
 use stampede_runner::metrics::recorder::{HttpFigures, flush_current_thread};
 use stampede_runner::metrics::{Metric, Registry, SampleTags, Shards, Snapshot};
 use stampede_runner::summary::SecondPoint;
@@ -633,6 +635,29 @@ fn a_100_runner_soak_keeps_the_loadtest_and_every_report_within_budget() {
     );
     assert_eq!(status.steps.len(), 5, "the setup step sent no request");
     assert_eq!(status.thresholds.len(), 8);
+
+    // The HTML report of the merged result stays under 1 MB, and the result ConfigMap (which
+    // keeps it when it fits) under the API server's 1 MiB.
+    let html = render_html(&summary);
+    let result = desired::result_config_map(&test, &summary);
+    let result_values: Vec<(&String, usize)> = result
+        .data
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|(key, value)| (key, value.len()))
+        .collect();
+    let result_bytes: usize = result_values.iter().map(|(k, v)| k.len() + v).sum();
+    eprintln!(
+        "HTML report {} bytes; result ConfigMap {result_bytes} bytes: {result_values:?}",
+        html.len()
+    );
+    assert!(html.len() < 1_000_000, "the report is {} bytes", html.len());
+    assert!(result_bytes <= desired::MAX_RESULT_BYTES, "{result_bytes}");
+    assert!(
+        result_values.iter().any(|(key, _)| *key == "report.html"),
+        "the report did not fit: {result_values:?}"
+    );
 
     // The operator's status write adds its own managed fields.
     let status_json = serde_json::to_value(&status).unwrap();

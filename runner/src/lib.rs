@@ -2,7 +2,8 @@
 //! runner's cluster side.
 //!
 //! The engine modules (`schedule`, `http`, `engine`, `metrics`, `thresholds`, `summary`, with
-//! `manifest` and `exit`) never touch the Kubernetes API. Everything that does — the runner
+//! `manifest` and `exit`) never touch the Kubernetes API; `html_report` renders a summary as
+//! one self-contained page. Everything that does — the runner
 //! pod's agent, the report contract with the operator, `stampede wait` and `stampede report` —
 //! lives in [`cluster`], which uses the engine; the engine never uses it.
 //!
@@ -13,6 +14,7 @@ pub mod cluster;
 pub mod demo;
 pub mod engine;
 pub mod exit;
+pub mod html_report;
 pub mod http;
 pub mod manifest;
 pub mod metrics;

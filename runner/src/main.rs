@@ -67,6 +67,9 @@ enum Command {
         /// Also write the summary as JSON to this file.
         #[arg(long, value_name = "FILE")]
         summary_export: Option<PathBuf>,
+        /// Also write the HTML report (one file that opens offline) to this file.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
         /// Multiply the demo's durations and stages by this factor (0.2 runs it in ~6 s).
         #[arg(long, default_value_t = 1.0, value_name = "FACTOR")]
         duration_scale: f64,
@@ -99,6 +102,9 @@ enum Command {
         /// Also write k6's --summary-export JSON to this file.
         #[arg(long, value_name = "FILE")]
         summary_export: Option<PathBuf>,
+        /// Also write the HTML report (one file that opens offline) to this file.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
     /// Run one runner's part of a LoadTest in a cluster (the runner pods' entrypoint; the
     /// operator's Job sets STAMPEDE_LOADTEST, STAMPEDE_NAMESPACE, STAMPEDE_RUN, STAMPEDE_RUNNERS,
@@ -131,6 +137,10 @@ struct RunArgs {
     /// Write the summary as JSON to this file (schema: runner/summary.schema.json).
     #[arg(long, value_name = "FILE")]
     summary_export: Option<PathBuf>,
+    /// Write the HTML report (one file that opens offline: verdict, thresholds, charts, steps,
+    /// checks) to this file.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
     /// Summary details.
     #[arg(long, value_enum, default_value_t = SummaryMode::Compact)]
     summary_mode: SummaryMode,
@@ -202,11 +212,13 @@ fn execute(command: Command, out: &mut impl Write) -> Result<Outcome, CommandErr
         Command::Demo {
             summary_mode,
             summary_export,
+            report,
             duration_scale,
         } => cli::run::demo(
             &Settings {
                 full_summary: summary_mode == SummaryMode::Full,
                 summary_export,
+                html_report: report,
                 duration_scale,
                 ..Settings::default()
             },
@@ -223,7 +235,15 @@ fn execute(command: Command, out: &mut impl Write) -> Result<Outcome, CommandErr
             namespace,
             full,
             summary_export,
-        } => cli::cluster::report(&name, namespace, full, summary_export.as_deref(), out),
+            html,
+        } => cli::cluster::report(
+            &name,
+            namespace,
+            full,
+            summary_export.as_deref(),
+            html.as_deref(),
+            out,
+        ),
         Command::Agent => cli::cluster::agent(),
     }
 }
@@ -250,6 +270,7 @@ impl From<&RunArgs> for Settings {
         Settings {
             env: args.env.clone(),
             summary_export: args.summary_export.clone(),
+            html_report: args.report.clone(),
             full_summary: args.summary_mode == SummaryMode::Full,
             duration_scale: args.duration_scale,
             execution_segment: args.execution_segment.clone(),

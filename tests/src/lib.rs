@@ -4,6 +4,7 @@
 pub mod apiextensions;
 pub mod apiserver;
 pub mod argocd;
+pub mod browser;
 pub mod chart;
 pub mod cluster;
 pub mod demo_target;

@@ -20,6 +20,7 @@ use serde_json::json;
 use stampede_crds::LoadTest;
 use stampede_crds::status::Phase;
 use stampede_runner::cluster::{RunnerReport, RunnerState};
+use stampede_tests::browser::assert_renders;
 use stampede_tests::stampede_bin;
 use stampede_tests::world::{World, condition, health, phase, report_of, steady};
 
@@ -193,12 +194,36 @@ async fn a_failing_threshold_fails_the_run_and_stampede_wait_exits_99() {
     assert!(message.ends_with("want <0.001"), "{message}");
     let failed: Vec<_> = status.thresholds.iter().filter(|t| !t.ok).collect();
     assert_eq!(failed.len(), 1);
-    // `stampede report` prints the merged k6-style summary from the result ConfigMap.
+    // `stampede report` prints the merged k6-style summary from the result ConfigMap, and
+    // writes the HTML report of the 2 runners' merged result.
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("failing.html");
     let report = Command::new(stampede_bin())
-        .args(["report", "failing", "-n", &world.namespace])
+        .args(["report", "failing", "-n", &world.namespace, "--html"])
+        .arg(&page)
         .env("KUBECONFIG", world.cluster.kubeconfig())
         .output()
         .unwrap();
+    let data = assert_renders(&page);
+    assert_eq!(data["passed"], false);
+    assert_eq!(
+        data["headline"]["requests"].as_f64(),
+        status.summary.as_ref().map(|s| s.http_reqs as f64)
+    );
+    // The operator kept the page of the same result in the result ConfigMap.
+    let maps: Api<ConfigMap> = Api::namespaced(world.cluster.client().await, &world.namespace);
+    let result = maps.get("failing-result").await.unwrap();
+    let kept = result
+        .data
+        .as_ref()
+        .and_then(|d| d.get("report.html"))
+        .expect("report.html in the result ConfigMap");
+    assert!(kept.contains("<strong>FAILED</strong>"));
+    let requests = format!(
+        "\"requests\":{:?}",
+        data["headline"]["requests"].as_f64().unwrap()
+    );
+    assert!(kept.contains(&requests), "{requests}");
     let text = String::from_utf8_lossy(&report.stdout);
     assert_eq!(
         report.status.code(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use stampede_runner::cluster;
 use stampede_runner::exit::Exit;
 
-use super::run::export_summary;
+use super::run::{export_summary, write_html_report};
 use super::{CommandError, Outcome, current_thread_runtime};
 
 /// A client for the cluster, and the namespace to use (the kubeconfig context's by default).
@@ -42,6 +42,7 @@ pub fn report(
     namespace: Option<String>,
     full: bool,
     summary_export: Option<&Path>,
+    html: Option<&Path>,
     out: &mut impl Write,
 ) -> Result<Outcome, CommandError> {
     let summary = current_thread_runtime()?.block_on(async {
@@ -55,10 +56,13 @@ pub fn report(
         } else {
             Exit::ThresholdsFailed
         },
-        warnings: export_summary(&summary, summary_export)
-            .err()
-            .into_iter()
-            .collect(),
+        warnings: [
+            export_summary(&summary, summary_export),
+            write_html_report(&summary, "--html", html),
+        ]
+        .into_iter()
+        .filter_map(Result::err)
+        .collect(),
     })
 }
 

@@ -101,6 +101,16 @@ pub enum CommandError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The HTML report could not be written.
+    #[error("{flag} {}: {source}", path.display())]
+    HtmlReport {
+        /// The flag that named the file (`--report` or `--html`).
+        flag: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// The output could not be written.
     #[error("cannot write the output: {0}")]
     Output(std::io::Error),
@@ -127,6 +137,7 @@ impl CommandError {
             | CommandError::Connect(_)
             | CommandError::Result(_)
             | CommandError::SummaryExport { .. }
+            | CommandError::HtmlReport { .. }
             | CommandError::Output(_) => Exit::Failure,
         }
     }

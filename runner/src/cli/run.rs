@@ -1,5 +1,6 @@
 //! `stampede run`, `stampede demo` and `stampede demo-server`: load a manifest, run it with the
-//! engine, print the summary and verdict, export JSON, and map the outcome to k6's exit codes.
+//! engine, print the summary and verdict, export JSON and the HTML report, and map the outcome
+//! to k6's exit codes.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -10,6 +11,7 @@ use stampede_crds::validate::Options;
 use stampede_runner::engine::progress::ProgressMode;
 use stampede_runner::engine::{RunOptions, run};
 use stampede_runner::exit::Exit;
+use stampede_runner::html_report::render_html;
 use stampede_runner::schedule::ExecutionSegment;
 use stampede_runner::summary::{Summary, export_json, write_text};
 use stampede_runner::{demo, manifest};
@@ -26,6 +28,8 @@ pub struct Settings {
     pub env: Vec<String>,
     /// JSON summary file.
     pub summary_export: Option<PathBuf>,
+    /// HTML report file.
+    pub html_report: Option<PathBuf>,
     /// Print every metric.
     pub full_summary: bool,
     /// Duration scale.
@@ -45,6 +49,7 @@ impl Default for Settings {
         Settings {
             env: Vec::new(),
             summary_export: None,
+            html_report: None,
             full_summary: false,
             duration_scale: 1.0,
             execution_segment: None,
@@ -125,12 +130,33 @@ fn execute(
     };
     let outcome = run(test, options)?;
     let _ = write_text(&outcome.summary, settings.full_summary, out);
+    let warnings = [
+        export_summary(&outcome.summary, settings.summary_export.as_deref()),
+        write_html_report(
+            &outcome.summary,
+            "--report",
+            settings.html_report.as_deref(),
+        ),
+    ];
     Ok(Outcome {
         exit: outcome.exit,
-        warnings: export_summary(&outcome.summary, settings.summary_export.as_deref())
-            .err()
-            .into_iter()
-            .collect(),
+        warnings: warnings.into_iter().filter_map(Result::err).collect(),
+    })
+}
+
+/// Writes the HTML report to `path` (named by `flag`), if asked for.
+pub fn write_html_report(
+    summary: &Summary,
+    flag: &'static str,
+    path: Option<&Path>,
+) -> Result<(), CommandError> {
+    let Some(path) = path else {
+        return Ok(());
+    };
+    std::fs::write(path, render_html(summary)).map_err(|source| CommandError::HtmlReport {
+        flag,
+        path: path.to_path_buf(),
+        source,
     })
 }
 

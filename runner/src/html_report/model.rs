@@ -1,0 +1,393 @@
+//! What the HTML report shows, computed from a summary by pure functions: the verdict with each
+//! threshold's observed value, limit and margin; the three numbers that matter; the time series
+//! as columns; the latency distribution; the per-step and per-check tables.
+
+use serde::Serialize;
+use stampede_crds::threshold::{Aggregation, Operator, parse_expression};
+
+use crate::metrics::registry::Metric;
+use crate::metrics::registry::canonical_key;
+use crate::metrics::snapshot::{Trend, Value};
+use crate::summary::{Summary, format_ms, format_number, is_time_key};
+use crate::thresholds::ThresholdResult;
+
+/// Everything the page shows; embedded in it as JSON for the charts, and rendered as text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportData {
+    /// The LoadTest's name.
+    pub name: String,
+    /// Whether every threshold held.
+    pub passed: bool,
+    /// Why the run stopped early.
+    pub aborted: Option<String>,
+    /// Test-run time, seconds.
+    pub duration_seconds: f64,
+    /// The three numbers that matter, and their context.
+    pub headline: Headline,
+    /// One row per threshold.
+    pub thresholds: Vec<ThresholdRow>,
+    /// The time series, one column per quantity.
+    pub series: Series,
+    /// `http_req_duration` at percentiles from 0 to 99.99 (and the maximum).
+    pub distribution: Vec<Quantile>,
+    /// One row per step that sent requests, in flow order.
+    pub steps: Vec<StepLine>,
+    /// One row per check, in flow order.
+    pub checks: Vec<CheckLine>,
+}
+
+/// Throughput, latency and errors over the whole run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Headline {
+    /// HTTP requests.
+    pub requests: f64,
+    /// Requests per second (achieved).
+    pub requests_per_second: f64,
+    /// Iterations completed.
+    pub iterations: f64,
+    /// Iterations the executors planned but could not start (arrival-rate executors).
+    pub dropped_iterations: f64,
+    /// Share of iterations offered that were started: 1 unless iterations were dropped.
+    pub achieved_share: f64,
+    /// `http_req_duration` p95 and p99, ms.
+    pub p95_ms: f64,
+    /// p99, ms.
+    pub p99_ms: f64,
+    /// `http_req_failed` rate, 0..1.
+    pub error_rate: f64,
+    /// Most VUs active at once.
+    pub vus_max: f64,
+}
+
+/// A threshold's verdict with the numbers behind it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThresholdRow {
+    /// The metric key as written.
+    pub metric: String,
+    /// The expression as written.
+    pub threshold: String,
+    /// The observed aggregation, as the text summary prints it (`p(95)=12.3ms`).
+    pub observed: String,
+    /// The limit, as the metric's unit reads (`500ms`, `1.00%`).
+    pub limit: String,
+    /// How far from the limit, on the passing or failing side (`312ms under`).
+    pub margin: String,
+    /// Whether it held.
+    pub ok: bool,
+}
+
+/// The time series as columns of equal length (what the charting library draws).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Series {
+    /// Seconds since the start, at the end of each interval.
+    pub t: Vec<f64>,
+    /// Active VUs.
+    pub vus: Vec<f64>,
+    /// Requests per second in the interval.
+    pub rps: Vec<f64>,
+    /// Failed requests per second.
+    pub failed: Vec<f64>,
+    /// Dropped iterations per second.
+    pub dropped: Vec<f64>,
+    /// Iterations per second.
+    pub iterations: Vec<f64>,
+    /// Request duration percentiles of the interval, ms; none (a gap) where it sent no request.
+    pub p50: Vec<Option<f64>>,
+    /// p95, ms.
+    pub p95: Vec<Option<f64>>,
+    /// p99, ms.
+    pub p99: Vec<Option<f64>>,
+}
+
+/// One point of the latency distribution.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Quantile {
+    /// The percentile, 0..=100.
+    pub percentile: f64,
+    /// The duration there, ms.
+    pub ms: f64,
+}
+
+/// One row of the per-step table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepLine {
+    /// The step's name.
+    pub name: String,
+    /// Requests it sent.
+    pub requests: f64,
+    /// Its failed share, 0..1.
+    pub failed_rate: f64,
+    /// Its duration percentiles and maximum, ms.
+    pub p50_ms: f64,
+    /// p95, ms.
+    pub p95_ms: f64,
+    /// p99, ms.
+    pub p99_ms: f64,
+    /// Maximum, ms.
+    pub max_ms: f64,
+}
+
+/// One row of the checks table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckLine {
+    /// The check's name.
+    pub name: String,
+    /// Times it held.
+    pub passes: u64,
+    /// Times it did not.
+    pub fails: u64,
+}
+
+/// The percentiles the distribution is drawn at: dense to p99.99, as HdrHistogram plots are.
+const DISTRIBUTION: [f64; 17] = [
+    0.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 97.5, 99.0, 99.5, 99.75, 99.9, 99.95, 99.975, 99.99,
+    99.999, 100.0,
+];
+
+impl ReportData {
+    /// The report of `summary`.
+    pub fn of(summary: &Summary) -> ReportData {
+        let duration = summary.metrics.trend(Metric::HttpReqDuration.name());
+        ReportData {
+            name: summary.name.clone(),
+            passed: summary.passed(),
+            aborted: summary.aborted.clone(),
+            duration_seconds: summary.seconds(),
+            headline: headline(summary),
+            thresholds: summary.thresholds.iter().map(threshold_row).collect(),
+            series: series(summary),
+            distribution: duration.map(distribution).unwrap_or_default(),
+            steps: steps(summary),
+            checks: checks(summary),
+        }
+    }
+}
+
+fn headline(summary: &Summary) -> Headline {
+    let metrics = &summary.metrics;
+    let requests = metrics.count(Metric::HttpReqs.name());
+    let iterations = metrics.count(Metric::Iterations.name());
+    let dropped = metrics.count(Metric::DroppedIterations.name());
+    let duration = metrics.trend(Metric::HttpReqDuration.name());
+    let vus_max = match metrics.metric(Metric::Vus) {
+        Some(Value::Gauge { max, .. }) if max.is_finite() => *max,
+        _ => 0.0,
+    };
+    Headline {
+        requests,
+        requests_per_second: requests / summary.seconds().max(1e-9),
+        iterations,
+        dropped_iterations: dropped,
+        achieved_share: if iterations + dropped > 0.0 {
+            iterations / (iterations + dropped)
+        } else {
+            1.0
+        },
+        p95_ms: duration.map_or(0.0, |t| t.percentile(95.0)),
+        p99_ms: duration.map_or(0.0, |t| t.percentile(99.0)),
+        error_rate: metrics.rate(Metric::HttpReqFailed.name()).unwrap_or(0.0),
+        vus_max,
+    }
+}
+
+/// A number in the unit the metric's threshold reads in.
+fn in_unit(metric: &str, aggregation: Aggregation, value: f64) -> String {
+    if is_time_key(metric) && !matches!(aggregation, Aggregation::Count | Aggregation::Rate) {
+        format_ms(value)
+    } else if aggregation == Aggregation::Rate && !metric.starts_with("http_reqs") {
+        format!("{:.2}%", value * 100.0)
+    } else {
+        format_number(value)
+    }
+}
+
+fn threshold_row(result: &ThresholdResult) -> ThresholdRow {
+    let parsed = parse_expression(&result.threshold).ok();
+    let limit = parsed.map_or_else(String::new, |p| {
+        in_unit(&result.metric, p.aggregation, p.limit)
+    });
+    let margin = match (parsed, result.value) {
+        (Some(p), Some(value)) => {
+            let distance = in_unit(&result.metric, p.aggregation, (p.limit - value).abs());
+            let side = match p.operator {
+                Operator::Less | Operator::LessOrEqual => {
+                    if value <= p.limit {
+                        "under"
+                    } else {
+                        "over"
+                    }
+                }
+                Operator::Greater | Operator::GreaterOrEqual => {
+                    if value >= p.limit {
+                        "over"
+                    } else {
+                        "under"
+                    }
+                }
+                Operator::Equal | Operator::StrictEqual | Operator::NotEqual => {
+                    if value == p.limit { "at" } else { "off" }
+                }
+            };
+            if side == "at" {
+                "at the limit".to_string()
+            } else {
+                format!("{distance} {side}")
+            }
+        }
+        _ => String::new(),
+    };
+    ThresholdRow {
+        metric: result.metric.clone(),
+        threshold: result.threshold.clone(),
+        observed: result.observed(),
+        limit,
+        margin,
+        ok: result.ok,
+    }
+}
+
+fn series(summary: &Summary) -> Series {
+    let mut columns = Series::default();
+    let mut previous = 0.0;
+    for point in &summary.series {
+        // Points of a downsampled series cover several seconds: rates divide by the width.
+        let width = (point.t - previous).max(1e-9);
+        previous = point.t;
+        columns.t.push(point.t);
+        columns.vus.push(point.vus as f64);
+        columns.rps.push(point.requests as f64 / width);
+        columns.failed.push(point.failed as f64 / width);
+        columns.dropped.push(point.dropped as f64 / width);
+        columns.iterations.push(point.iterations as f64 / width);
+        let sent = point.requests > 0;
+        columns.p50.push(sent.then_some(point.p50_ms));
+        columns.p95.push(sent.then_some(point.p95_ms));
+        columns.p99.push(sent.then_some(point.p99_ms));
+    }
+    columns
+}
+
+fn distribution(trend: &Trend) -> Vec<Quantile> {
+    if trend.count() == 0 {
+        return Vec::new();
+    }
+    DISTRIBUTION
+        .iter()
+        .map(|&percentile| Quantile {
+            percentile,
+            ms: trend.percentile(percentile),
+        })
+        .collect()
+}
+
+fn steps(summary: &Summary) -> Vec<StepLine> {
+    summary
+        .step_rows()
+        .into_iter()
+        .map(|row| {
+            let at = |p: f64| row.duration.map_or(0.0, |t| t.percentile(p));
+            StepLine {
+                name: row.name.to_string(),
+                requests: row.requests,
+                failed_rate: row.failed_rate,
+                p50_ms: at(50.0),
+                p95_ms: at(95.0),
+                p99_ms: at(99.0),
+                max_ms: row.duration.map_or(0.0, Trend::max_or_zero),
+            }
+        })
+        .collect()
+}
+
+fn checks(summary: &Summary) -> Vec<CheckLine> {
+    summary
+        .checks
+        .iter()
+        .filter_map(|name| {
+            let key = canonical_key("checks", &[("check".into(), name.clone())]);
+            match summary.metrics.get(&key) {
+                Some(Value::Rate { passes, total }) if *total > 0 => Some(CheckLine {
+                    name: name.clone(),
+                    passes: *passes,
+                    fails: total - passes,
+                }),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::summary::SecondPoint;
+
+    fn threshold(metric: &str, expression: &str, value: f64, ok: bool) -> ThresholdResult {
+        ThresholdResult {
+            metric: metric.into(),
+            series: metric.into(),
+            threshold: expression.into(),
+            value: Some(value),
+            ok,
+            evaluated: true,
+            abort_on_fail: false,
+            no_data: false,
+        }
+    }
+
+    #[test]
+    fn a_threshold_row_gives_the_limit_and_the_margin_in_the_metrics_unit() {
+        let row = threshold_row(&threshold("http_req_duration", "p(95)<500", 320.0, true));
+        assert_eq!(
+            (row.limit.as_str(), row.margin.as_str()),
+            ("500ms", "180ms under")
+        );
+        let row = threshold_row(&threshold("http_req_failed", "rate<0.01", 0.05, false));
+        assert_eq!(
+            (row.limit.as_str(), row.margin.as_str()),
+            ("1.00%", "4.00% over")
+        );
+        let row = threshold_row(&threshold("checks", "rate>0.99", 0.95, false));
+        assert_eq!(row.margin, "4.00% under");
+        let row = threshold_row(&threshold("http_reqs", "count>=100", 100.0, true));
+        assert_eq!(row.margin, "0 over");
+        let row = threshold_row(&threshold("iterations", "count==3", 3.0, true));
+        assert_eq!(row.margin, "at the limit");
+    }
+
+    #[test]
+    fn downsampled_points_give_rates_per_second_and_idle_intervals_leave_gaps() {
+        let point = |t: f64, requests: u64, p95_ms: f64| SecondPoint {
+            t,
+            requests,
+            failed: requests / 4,
+            p95_ms,
+            ..SecondPoint::default()
+        };
+        let summary = Summary {
+            name: "t".into(),
+            test_run_duration_ms: 6000.0,
+            metrics: crate::metrics::Snapshot {
+                values: Default::default(),
+            },
+            thresholds: Vec::new(),
+            series: vec![
+                point(2.0, 200, 12.0),
+                point(4.0, 100, 30.0),
+                point(6.0, 0, 0.0),
+            ],
+            trend_stats: Vec::new(),
+            steps: Vec::new(),
+            checks: Vec::new(),
+            aborted: None,
+        };
+        let columns = series(&summary);
+        assert_eq!(columns.rps, [100.0, 50.0, 0.0]);
+        assert_eq!(columns.failed, [25.0, 12.5, 0.0]);
+        assert_eq!(columns.p95, [Some(12.0), Some(30.0), None]);
+    }
+}

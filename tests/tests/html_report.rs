@@ -1,0 +1,126 @@
+//! The HTML report as a person opens it: `stampede demo --report` and a failed `stampede run
+//! --report`, opened in Debian's headless Chromium. Every chart draws its points, no script
+//! fails, the page can fetch nothing, a hostile check name stays text, and the page's numbers
+//! are the summary's.
+
+use serde_json::Value;
+use stampede_tests::browser::{assert_renders, rendered_dom, screenshot};
+use stampede_tests::demo_target::DemoTarget;
+use stampede_tests::stampede;
+
+#[test]
+fn the_demo_report_opens_offline_and_every_chart_draws_the_summary_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("demo.html");
+    let export = dir.path().join("summary.json");
+    let output = stampede(&[
+        "demo",
+        "--duration-scale",
+        "0.2",
+        "--report",
+        &page.to_string_lossy(),
+        "--summary-export",
+        &export.to_string_lossy(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let data = assert_renders(&page);
+    let summary: Value = serde_json::from_str(&std::fs::read_to_string(&export).unwrap()).unwrap();
+    let metric =
+        |name: &str, stat: &str| summary["metrics"][name]["values"][stat].as_f64().unwrap();
+
+    assert_eq!(data["passed"], true);
+    assert_eq!(
+        data["headline"]["requests"].as_f64(),
+        Some(metric("http_reqs", "count"))
+    );
+    let p95 = data["headline"]["p95Ms"].as_f64().unwrap();
+    assert!(
+        (p95 - metric("http_req_duration", "p(95)")).abs() < 1e-6,
+        "{p95}"
+    );
+    // The series adds up to every request of the run.
+    let seconds = data["series"]["t"].as_array().unwrap();
+    assert!(seconds.len() >= 6, "{seconds:?}");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("<strong>PASSED</strong>"));
+    assert!(html.contains("6 of 6 thresholds held"));
+    for step in ["login", "search", "buy", "logout"] {
+        assert!(html.contains(&format!("<td>{step}</td>")), "step {step}");
+    }
+    eprintln!(
+        "demo report: {} bytes, screenshot {}",
+        html.len(),
+        screenshot(&page).display()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_run_reports_the_broken_threshold_and_shows_a_hostile_name_as_text() {
+    let demo = DemoTarget::in_process().await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("failing.yaml");
+    // A check name that would end the data's <script> element and open an element of its own,
+    // were it not escaped.
+    std::fs::write(
+        &manifest,
+        r#"apiVersion: stampede.dev/v1alpha1
+kind: LoadTest
+metadata: {name: checkout-slo}
+spec:
+  scenarios:
+    browse: {executor: constant-arrival-rate, rate: 40, timeUnit: 1s, duration: 3s, preAllocatedVUs: 4}
+  flows:
+    default:
+      - name: products
+        request: {url: "${env.BASE_URL}/get"}
+        checks: {"</script><i id=injected>status is 200</i>": "status == 200"}
+      - name: missing
+        request: {url: "${env.BASE_URL}/status/503"}
+  thresholds:
+    http_req_failed: ["rate<0.01"]
+    http_req_duration: ["p(95)<500"]
+"#,
+    )
+    .unwrap();
+    let page = dir.path().join("failed.html");
+    let base_url = format!("BASE_URL={}", demo.base_url());
+    let output = stampede(&[
+        "run",
+        &manifest.to_string_lossy(),
+        "-e",
+        &base_url,
+        "--report",
+        &page.to_string_lossy(),
+    ]);
+    assert_eq!(output.status.code(), Some(99), "{output:?}");
+    let data = assert_renders(&page);
+    assert_eq!(data["passed"], false);
+    let failed: Vec<&Value> = data["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["ok"] == false)
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["metric"], "http_req_failed");
+    assert_eq!(failed[0]["observed"], "rate=50.00%");
+    assert_eq!(failed[0]["margin"], "49.00% over");
+    // Half the requests failed, and the series shows it.
+    let failed_per_second: f64 = data["series"]["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_f64)
+        .sum();
+    assert!(failed_per_second > 0.0);
+
+    let dom = rendered_dom(&page);
+    assert!(dom.contains("<strong>FAILED</strong>"));
+    assert!(dom.contains("1 of 2 thresholds held"));
+    assert!(
+        !dom.contains("id=\"injected\""),
+        "the check name became markup"
+    );
+    assert!(dom.contains("&lt;/script&gt;&lt;i id=injected&gt;status is 200&lt;/i&gt;"));
+    eprintln!("failed-run screenshot {}", screenshot(&page).display());
+}
