@@ -11,6 +11,7 @@
 //! exit codes of all of them.
 
 pub mod cluster;
+pub mod dashboard;
 pub mod demo;
 pub mod engine;
 pub mod exit;

@@ -70,6 +70,12 @@ enum Command {
         /// Also write the HTML report (one file that opens offline) to this file.
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
+        /// Serve the live dashboard while the demo runs (see `stampede run --dashboard`).
+        #[arg(long)]
+        dashboard: bool,
+        /// Where the dashboard listens.
+        #[arg(long, value_name = "ADDR", default_value = stampede_runner::dashboard::DEFAULT_ADDR)]
+        dashboard_addr: std::net::SocketAddr,
         /// Multiply the demo's durations and stages by this factor (0.2 runs it in ~6 s).
         #[arg(long, default_value_t = 1.0, value_name = "FACTOR")]
         duration_scale: f64,
@@ -141,6 +147,13 @@ struct RunArgs {
     /// checks) to this file.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    /// Serve the live dashboard while the test runs, as k6's web dashboard: the report page,
+    /// updated every 2 s; at the end it shows the final report.
+    #[arg(long)]
+    dashboard: bool,
+    /// Where the dashboard listens (port 0: any free port, printed at the start).
+    #[arg(long, value_name = "ADDR", default_value = stampede_runner::dashboard::DEFAULT_ADDR)]
+    dashboard_addr: std::net::SocketAddr,
     /// Summary details.
     #[arg(long, value_enum, default_value_t = SummaryMode::Compact)]
     summary_mode: SummaryMode,
@@ -213,12 +226,15 @@ fn execute(command: Command, out: &mut impl Write) -> Result<Outcome, CommandErr
             summary_mode,
             summary_export,
             report,
+            dashboard,
+            dashboard_addr,
             duration_scale,
         } => cli::run::demo(
             &Settings {
                 full_summary: summary_mode == SummaryMode::Full,
                 summary_export,
                 html_report: report,
+                dashboard: dashboard.then_some(dashboard_addr),
                 duration_scale,
                 ..Settings::default()
             },
@@ -271,6 +287,7 @@ impl From<&RunArgs> for Settings {
             env: args.env.clone(),
             summary_export: args.summary_export.clone(),
             html_report: args.report.clone(),
+            dashboard: args.dashboard.then_some(args.dashboard_addr),
             full_summary: args.summary_mode == SummaryMode::Full,
             duration_scale: args.duration_scale,
             execution_segment: args.execution_segment.clone(),

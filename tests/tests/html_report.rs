@@ -124,3 +124,143 @@ spec:
     assert!(dom.contains("&lt;/script&gt;&lt;i id=injected&gt;status is 200&lt;/i&gt;"));
     eprintln!("failed-run screenshot {}", screenshot(&page).display());
 }
+
+/// Reads server-sent events from `reader` until one named `name`; returns its data as JSON.
+fn next_event(reader: &mut impl std::io::BufRead, name: &str) -> Value {
+    let mut event = String::new();
+    loop {
+        let mut line = String::new();
+        let read = reader.read_line(&mut line).expect("read the event stream");
+        assert!(read > 0, "the event stream ended before a {name:?} event");
+        let line = line.trim_end();
+        if let Some(kind) = line.strip_prefix("event: ") {
+            event = kind.to_string();
+        } else if let Some(data) = line.strip_prefix("data: ")
+            && event == name
+        {
+            return serde_json::from_str(data).expect("an event's data is JSON");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_dashboard_updates_while_the_run_goes_and_ends_on_the_final_report() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::{Command, Stdio};
+
+    let demo = DemoTarget::in_process().await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("live.yaml");
+    std::fs::write(
+        &manifest,
+        r#"apiVersion: stampede.dev/v1alpha1
+kind: LoadTest
+metadata: {name: live}
+spec:
+  scenarios:
+    browse: {executor: constant-arrival-rate, rate: 50, timeUnit: 1s, duration: 8s, preAllocatedVUs: 5}
+  flows:
+    default:
+      - {name: get, request: {url: "${env.BASE_URL}/get"}}
+  thresholds:
+    http_req_failed: ["rate<0.01"]
+"#,
+    )
+    .unwrap();
+    let export = dir.path().join("summary.json");
+    let mut child = Command::new(stampede_tests::stampede_bin())
+        .args([
+            "run",
+            &manifest.to_string_lossy(),
+            "--dashboard",
+            "--dashboard-addr",
+        ])
+        .arg("127.0.0.1:0")
+        .arg("-e")
+        .arg(format!("BASE_URL={}", demo.base_url()))
+        .arg("--summary-export")
+        .arg(&export)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start stampede run");
+    // The dashboard's address is the first line on stderr.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("web dashboard: http://")
+        .unwrap_or_else(|| panic!("no dashboard line: {first:?}"))
+        .to_string();
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    write!(stream, "GET /events HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut events = BufReader::new(stream);
+    let early = next_event(&mut events, "update");
+    let later = next_event(&mut events, "update");
+    let requests = |update: &Value| update["data"]["headline"]["requests"].as_f64().unwrap();
+    assert!(
+        requests(&later) > requests(&early),
+        "live values did not change: {} then {}",
+        requests(&early),
+        requests(&later)
+    );
+    assert!(
+        early["sections"]["header"]
+            .as_str()
+            .unwrap()
+            .contains("RUNNING")
+    );
+
+    // The page, opened while the run goes, draws every chart and takes updates.
+    let page = dir.path().join("live.html");
+    let url = format!("http://{addr}/");
+    let output = Command::new(stampede_tests::browser::chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&output.stdout);
+    std::fs::write(&page, dom.as_bytes()).unwrap();
+    assert!(dom.contains("data-live=\"/events\""), "{dom}");
+    assert!(dom.contains("data-charts=\"done\""), "{dom}");
+    assert!(!dom.contains("data-errors="), "{dom}");
+    assert!(dom.contains("data-updates=\""), "the page took no update");
+    for chart in stampede_tests::browser::CHARTS {
+        assert!(dom.contains(&format!("id=\"chart-{chart}\"")), "{chart}");
+    }
+
+    // At the end: the final report, then the stream ends; the run exits on its own.
+    let done = next_event(&mut events, "final");
+    assert_eq!(done["done"], true);
+    assert!(
+        done["sections"]["header"]
+            .as_str()
+            .unwrap()
+            .contains("PASSED")
+    );
+    let mut rest = String::new();
+    let _ = events.read_to_string(&mut rest);
+    assert!(
+        !rest.contains("event:"),
+        "events after the final one: {rest}"
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let summary: Value = serde_json::from_str(&std::fs::read_to_string(&export).unwrap()).unwrap();
+    assert_eq!(
+        Some(requests(&done)),
+        summary["metrics"]["http_reqs"]["values"]["count"].as_f64()
+    );
+}

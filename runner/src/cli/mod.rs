@@ -61,6 +61,9 @@ pub enum CommandError {
     /// The run could not start or finish.
     #[error(transparent)]
     Run(#[from] RunError),
+    /// The live dashboard could not listen.
+    #[error(transparent)]
+    Dashboard(#[from] stampede_runner::dashboard::DashboardError),
     /// The built-in demo manifest does not parse (a defect of the build).
     #[error("built-in demo manifest does not parse: {0}")]
     DemoManifest(serde_yaml_ng::Error),
@@ -138,6 +141,7 @@ impl CommandError {
             | CommandError::Result(_)
             | CommandError::SummaryExport { .. }
             | CommandError::HtmlReport { .. }
+            | CommandError::Dashboard(_)
             | CommandError::Output(_) => Exit::Failure,
         }
     }

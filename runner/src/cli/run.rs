@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 
 use stampede_crds::LoadTest;
 use stampede_crds::validate::Options;
+use stampede_runner::dashboard::{DEFAULT_PERIOD, Dashboard};
 use stampede_runner::engine::progress::ProgressMode;
-use stampede_runner::engine::{RunOptions, run};
+use stampede_runner::engine::{RunOptions, run, run_watched};
 use stampede_runner::exit::Exit;
 use stampede_runner::html_report::render_html;
 use stampede_runner::schedule::ExecutionSegment;
@@ -30,6 +31,8 @@ pub struct Settings {
     pub summary_export: Option<PathBuf>,
     /// HTML report file.
     pub html_report: Option<PathBuf>,
+    /// Where the live dashboard listens, if it is on.
+    pub dashboard: Option<std::net::SocketAddr>,
     /// Print every metric.
     pub full_summary: bool,
     /// Duration scale.
@@ -50,6 +53,7 @@ impl Default for Settings {
             env: Vec::new(),
             summary_export: None,
             html_report: None,
+            dashboard: None,
             full_summary: false,
             duration_scale: 1.0,
             execution_segment: None,
@@ -128,7 +132,21 @@ fn execute(
         max_vus: settings.max_vus,
         ..RunOptions::default()
     };
-    let outcome = run(test, options)?;
+    let outcome = match settings.dashboard {
+        None => run(test, options)?,
+        Some(addr) => {
+            // Bound before the run, so a taken port fails before any load is sent.
+            let listener = Dashboard::bind(addr)?;
+            run_watched(test, options, |source| {
+                let dashboard = Dashboard::serve(listener, source, DEFAULT_PERIOD);
+                match &dashboard {
+                    Ok(dashboard) => eprintln!("web dashboard: http://{}", dashboard.addr()),
+                    Err(error) => eprintln!("{error}; running without the dashboard"),
+                }
+                dashboard
+            })?
+        }
+    };
     let _ = write_text(&outcome.summary, settings.full_summary, out);
     let warnings = [
         export_summary(&outcome.summary, settings.summary_export.as_deref()),

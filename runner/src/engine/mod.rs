@@ -16,6 +16,6 @@ pub mod shared;
 pub mod vu;
 
 pub use run::{
-    AbortReasons, DEFAULT_MAX_VUS, LiveView, PreparedRun, RunError, RunOptions, RunOutcome,
-    ScenariosRun, build_runtime, run,
+    AbortReasons, DEFAULT_MAX_VUS, LiveSummary, LiveView, PreparedRun, RunError, RunOptions,
+    RunOutcome, RunWatcher, ScenariosRun, build_runtime, run, run_watched,
 };

@@ -213,8 +213,46 @@ pub fn resolve_env(
 
 /// Runs a (validated) LoadTest and returns its summary and exit code.
 pub fn run(test: &LoadTest, options: RunOptions) -> Result<RunOutcome, RunError> {
+    run_watched(test, options, |_| Unwatched)
+}
+
+/// Watches a run from outside (the live dashboard): made from the [`LiveSummary`] before the
+/// scenarios start, on the run's runtime, and told the final summary before the runtime ends.
+pub trait RunWatcher: Send {
+    /// The run is over; `summary` is its final summary.
+    fn finish(self, summary: &Summary) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// No watcher.
+struct Unwatched;
+
+impl<W: RunWatcher, E: Send> RunWatcher for Result<W, E> {
+    // A watcher that could not start has nothing to finish.
+    async fn finish(self, summary: &Summary) {
+        if let Ok(watcher) = self {
+            watcher.finish(summary).await;
+        }
+    }
+}
+
+impl RunWatcher for Unwatched {
+    async fn finish(self, _summary: &Summary) {}
+}
+
+/// Runs `test` as [`run`] does, with a watcher `watch` makes once the test is prepared.
+pub fn run_watched<W: RunWatcher>(
+    test: &LoadTest,
+    options: RunOptions,
+    watch: impl FnOnce(LiveSummary) -> W,
+) -> Result<RunOutcome, RunError> {
     let runtime = build_runtime(options.threads)?;
-    let outcome = runtime.block_on(run_async(test, options));
+    let outcome = runtime.block_on(async {
+        let prepared = PreparedRun::prepare(test, options)?;
+        let watcher = watch(prepared.live_summary());
+        let outcome = run_prepared(prepared).await?;
+        watcher.finish(&outcome.summary).await;
+        Ok(outcome)
+    });
     runtime.shutdown_timeout(Duration::from_secs(1));
     outcome
 }
@@ -229,9 +267,8 @@ pub fn build_runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime, 
     Ok(builder.build()?)
 }
 
-async fn run_async(test: &LoadTest, options: RunOptions) -> Result<RunOutcome, RunError> {
-    let handle_signals = options.handle_signals;
-    let mut prepared = PreparedRun::prepare(test, options)?;
+async fn run_prepared(mut prepared: PreparedRun) -> Result<RunOutcome, RunError> {
+    let handle_signals = prepared.options.handle_signals;
     let values = prepared.run_setup().await?;
     prepared.use_setup_values(values);
     let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -256,6 +293,40 @@ async fn run_async(test: &LoadTest, options: RunOptions) -> Result<RunOutcome, R
         outcome.exit = Exit::ExternalAbort;
     }
     Ok(outcome)
+}
+
+/// The summary of a run while it goes: what the live dashboard shows.
+#[derive(Debug, Clone)]
+pub struct LiveSummary {
+    live: LiveView,
+    name: String,
+    thresholds: Thresholds,
+    trend_stats: Vec<TrendColumn>,
+    steps: Vec<String>,
+    checks: Vec<String>,
+    aborted: AbortReasons,
+}
+
+impl LiveSummary {
+    /// Everything recorded so far, with the thresholds as they stand (live rules: a metric
+    /// with no samples yet is not failed).
+    pub fn now(&self) -> Summary {
+        let snapshot = self.live.snapshot();
+        let elapsed = self.live.elapsed();
+        Summary {
+            name: self.name.clone(),
+            test_run_duration_ms: elapsed.as_secs_f64() * 1000.0,
+            thresholds: self
+                .thresholds
+                .evaluate(&snapshot, elapsed.as_secs_f64(), false),
+            metrics: snapshot,
+            series: self.live.series(),
+            trend_stats: self.trend_stats.clone(),
+            steps: self.steps.clone(),
+            checks: self.checks.clone(),
+            aborted: self.aborted.get(),
+        }
+    }
 }
 
 /// What a caller outside the run can watch while it goes (the agent's reports): the
@@ -421,6 +492,19 @@ impl PreparedRun {
     /// A handle to watch the run while it goes.
     pub fn live(&self) -> LiveView {
         self.live.clone()
+    }
+
+    /// The summary of the run so far, whenever asked (thresholds with live rules).
+    pub fn live_summary(&self) -> LiveSummary {
+        LiveSummary {
+            live: self.live.clone(),
+            name: self.name.clone(),
+            thresholds: self.thresholds.clone(),
+            trend_stats: self.trend_stats.clone(),
+            steps: self.steps.clone(),
+            checks: self.checks.clone(),
+            aborted: self.abort_reason.clone(),
+        }
     }
 
     /// Runs setup() once and returns its captures (empty without a setup flow); does not

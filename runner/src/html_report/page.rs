@@ -23,46 +23,68 @@ const REPORT_CSS: &str = include_str!("report.css");
 /// Nothing may be fetched: scripts and styles are inline, images are data URLs.
 const CSP: &str =
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:";
+/// The live dashboard's page may also read its own server's event stream.
+const LIVE_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; connect-src 'self'";
 
-/// The whole page.
+/// The charts: id, title.
+const CHARTS: [(&str, &str); 5] = [
+    ("load", "Load: VUs and requests per second"),
+    ("latency", "Request duration per interval: p50, p95, p99"),
+    (
+        "errors",
+        "Failed requests and dropped iterations per second",
+    ),
+    (
+        "saturation",
+        "Latency against throughput: p95 for each interval's requests per second",
+    ),
+    (
+        "distribution",
+        "Request duration distribution (all requests, to p99.99)",
+    ),
+];
+
+/// The whole page, as a file.
 pub fn render(data: &ReportData) -> String {
-    let verdict = if data.passed { "PASSED" } else { "FAILED" };
-    let held = data.thresholds.iter().filter(|t| t.ok).count();
+    page(data, None)
+}
+
+/// The live dashboard's page: the same page, updated from the server-sent events at `events`.
+pub fn render_live(data: &ReportData, events: &str) -> String {
+    page(data, Some(events))
+}
+
+fn page(data: &ReportData, events: Option<&str>) -> String {
+    let verdict = verdict_word(data);
     let page = html! {
         (DOCTYPE)
-        html lang="en" {
+        html lang="en" data-live=[events] {
             head {
                 meta charset="utf-8";
-                meta http-equiv="Content-Security-Policy" content=(CSP);
+                meta http-equiv="Content-Security-Policy" content=(if events.is_some() { LIVE_CSP } else { CSP });
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (data.name) " — " (verdict) " — Stampede report" }
+                title { (data.name) " — " (verdict) " — Stampede" @if events.is_some() { " dashboard" } @else { " report" } }
                 style { (PreEscaped(UPLOT_CSS)) (PreEscaped(REPORT_CSS)) }
             }
             body {
-                header {
-                    h1 { "LoadTest " code { (data.name) } }
-                    p #verdict class=(if data.passed { "verdict pass" } else { "verdict fail" }) {
-                        strong { (verdict) }
-                        " — " (held) " of " (data.thresholds.len()) " thresholds held"
-                    }
-                    p.meta {
-                        "Ran " (format_seconds(data.duration_seconds))
-                        @if let Some(reason) = &data.aborted { " · stopped early: " (reason) }
-                    }
-                }
+                (header(data, events.is_some()))
                 (numbers(data))
                 (thresholds(data))
                 section #charts {
                     h2 { "Over time" }
-                    (figure("load", "Load: VUs and requests per second", &load_caption(&data.series)))
-                    (figure("latency", "Request duration per interval: p50, p95, p99", &latency_caption(&data.series)))
-                    (figure("errors", "Failed requests and dropped iterations per second", &errors_caption(&data.series)))
-                    (figure("saturation", "Latency against throughput: p95 for each interval's requests per second", &saturation_caption(&data.series)))
-                    (figure("distribution", "Request duration distribution (all requests, to p99.99)", &distribution_caption(data)))
+                    @for (id, title) in CHARTS {
+                        (figure(id, title, &caption(id, data)))
+                    }
                 }
                 (steps(data))
                 (checks(data))
-                footer { "Made by Stampede from the run's exact histograms. This file fetches nothing." }
+                footer {
+                    @if events.is_some() {
+                        "Stampede's live dashboard: updated every few seconds while the run goes; the last update is the final report."
+                    } @else {
+                        "Made by Stampede from the run's exact histograms. This file fetches nothing."
+                    }
+                }
                 script #report-data type="application/json" { (PreEscaped(embedded_json(data))) }
                 script { (PreEscaped(UPLOT_JS)) }
                 script { (PreEscaped(REPORT_JS)) }
@@ -72,13 +94,72 @@ pub fn render(data: &ReportData) -> String {
     page.into_string()
 }
 
-/// The data as JSON that cannot end its `<script>` element: `<`, `>` and `&` (only ever inside
-/// strings, such as a step's name) are written as JSON escapes.
+/// One live update: the data for the charts, and the text parts of the page rendered again
+/// (escaped as the page is), by element id.
+pub fn live_update(data: &ReportData, done: bool) -> String {
+    let sections = serde_json::json!({
+        "header": header(data, !done).into_string(),
+        "numbers": numbers(data).into_string(),
+        "thresholds": thresholds(data).into_string(),
+        "steps": steps(data).into_string(),
+        "checks": checks(data).into_string(),
+    });
+    let captions: serde_json::Map<String, serde_json::Value> = CHARTS
+        .iter()
+        .map(|(id, _)| (id.to_string(), caption(id, data).into()))
+        .collect();
+    escape_json(
+        &serde_json::json!({"data": data, "sections": sections, "captions": captions, "done": done})
+            .to_string(),
+    )
+}
+
+fn verdict_word(data: &ReportData) -> &'static str {
+    if data.passed { "PASSED" } else { "FAILED" }
+}
+
+fn header(data: &ReportData, live: bool) -> Markup {
+    let held = data.thresholds.iter().filter(|t| t.ok).count();
+    html! {
+        header #header {
+            h1 { "LoadTest " code { (data.name) } }
+            p #verdict class=(if data.passed { "verdict pass" } else { "verdict fail" }) {
+                @if live {
+                    strong { "RUNNING" } " — " (held) " of " (data.thresholds.len()) " thresholds hold so far"
+                } @else {
+                    strong { (verdict_word(data)) }
+                    " — " (held) " of " (data.thresholds.len()) " thresholds held"
+                }
+            }
+            p.meta {
+                @if live { "Running for " } @else { "Ran " }
+                (format_seconds(data.duration_seconds))
+                @if let Some(reason) = &data.aborted { " · stopped early: " (reason) }
+            }
+        }
+    }
+}
+
+fn caption(id: &str, data: &ReportData) -> String {
+    match id {
+        "load" => load_caption(&data.series),
+        "latency" => latency_caption(&data.series),
+        "errors" => errors_caption(&data.series),
+        "saturation" => saturation_caption(&data.series),
+        _ => distribution_caption(data),
+    }
+}
+
+/// The data as JSON that cannot end its `<script>` element.
 fn embedded_json(data: &ReportData) -> String {
     // Strings, numbers and vectors always serialize.
-    serde_json::to_string(data)
-        .unwrap_or_else(|_| "{}".into())
-        .replace('<', "\\u003c")
+    escape_json(&serde_json::to_string(data).unwrap_or_else(|_| "{}".into()))
+}
+
+/// `<`, `>` and `&` (only ever inside strings, such as a step's name) written as JSON escapes,
+/// so the text can sit in a `<script>` element or an event stream as it is.
+fn escape_json(json: &str) -> String {
+    json.replace('<', "\\u003c")
         .replace('>', "\\u003e")
         .replace('&', "\\u0026")
 }
