@@ -71,6 +71,9 @@ pub struct Step {
     pub status: LoadTestStatus,
     /// The final merged summary when the run ended in this step.
     pub finished: Option<Summary>,
+    /// The merged summary so far while the run goes, thresholds as they stand (the fleet
+    /// dashboard shows it).
+    pub live: Option<Summary>,
     /// An Event to record.
     pub notice: Option<Notice>,
     /// When to look again.
@@ -340,6 +343,7 @@ pub fn advance(run: &ActiveRun<'_>, current: &LoadTestStatus, observation: &Obse
                 return Step {
                     status,
                     finished: None,
+                    live: None,
                     notice: Some(Notice {
                         warning: false,
                         reason: "Started".into(),
@@ -373,6 +377,7 @@ pub fn advance(run: &ActiveRun<'_>, current: &LoadTestStatus, observation: &Obse
             Step {
                 status,
                 finished: None,
+                live: None,
                 notice: None,
                 requeue: Some(Duration::from_secs(1)),
             }
@@ -432,9 +437,9 @@ pub fn advance(run: &ActiveRun<'_>, current: &LoadTestStatus, observation: &Obse
                 run.plan.planned.as_secs_f64(),
             ));
             let mut notice = None;
+            let thresholds = run.thresholds;
+            let results = thresholds.evaluate(&merged.metrics, merged.seconds(), false);
             if phase == Phase::Running {
-                let thresholds = run.thresholds;
-                let results = thresholds.evaluate(&merged.metrics, merged.seconds(), false);
                 let elapsed = Duration::from_secs_f64(merged.seconds().max(0.0));
                 if let Some(failed) = thresholds.abort_reason(&results, elapsed) {
                     let message = format!(
@@ -455,6 +460,10 @@ pub fn advance(run: &ActiveRun<'_>, current: &LoadTestStatus, observation: &Obse
             Step {
                 status,
                 finished: None,
+                live: Some(Summary {
+                    thresholds: results,
+                    ..merged
+                }),
                 notice,
                 requeue: Some(Duration::from_secs(
                     stampede_runner::cluster::REPORT_EVERY_SECONDS,
@@ -464,6 +473,7 @@ pub fn advance(run: &ActiveRun<'_>, current: &LoadTestStatus, observation: &Obse
         _ => Step {
             status,
             finished: None,
+            live: None,
             notice: None,
             requeue: None,
         },
@@ -617,6 +627,7 @@ fn finish(
     Step {
         status,
         finished: Some(merged),
+        live: None,
         notice: Some(notice),
         requeue: None,
     }

@@ -16,6 +16,7 @@ use kube::runtime::watcher;
 use stampede_crds::LoadTest;
 use stampede_crds::status::{LoadTestStatus, Phase};
 
+use crate::dashboard::Dashboards;
 use crate::decide;
 use crate::io::Io;
 use crate::labels;
@@ -81,6 +82,8 @@ pub struct Context {
     pub telemetry: Telemetry,
     /// Event recorder.
     pub recorder: Recorder,
+    /// What the fleet dashboard shows.
+    pub dashboards: Dashboards,
 }
 
 impl std::fmt::Debug for Context {
@@ -94,7 +97,12 @@ impl std::fmt::Debug for Context {
 
 impl Context {
     /// A context for `client`.
-    pub fn new(client: Client, policy: Policy, telemetry: Telemetry) -> Context {
+    pub fn new(
+        client: Client,
+        policy: Policy,
+        telemetry: Telemetry,
+        dashboards: Dashboards,
+    ) -> Context {
         let reporter = Reporter {
             controller: FIELD_MANAGER.into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -104,6 +112,7 @@ impl Context {
             client,
             policy,
             telemetry,
+            dashboards,
         }
     }
 }
@@ -284,6 +293,10 @@ pub async fn reconcile(
 async fn reconcile_inner(cached: &LoadTest, context: &Context) -> Result<Action, ReconcileError> {
     let io = Io::new(context.client.clone(), cached)?;
     let Some(test) = io.current(cached).await? else {
+        context.dashboards.forget(
+            cached.metadata.namespace.as_deref().unwrap_or_default(),
+            cached.metadata.name.as_deref().unwrap_or_default(),
+        );
         return Ok(Action::await_change());
     };
     let status = test.status.clone().unwrap_or_default();
@@ -291,9 +304,18 @@ async fn reconcile_inner(cached: &LoadTest, context: &Context) -> Result<Action,
     let now = observation.now;
     let decision = decide_off_worker(test.clone(), status.clone(), observation, context).await;
     match io.execute(&test, &decision, &context.recorder).await {
-        Ok(()) => Ok(decision
-            .requeue
-            .map_or_else(Action::await_change, Action::requeue)),
+        Ok(()) => {
+            if let Some(view) = &decision.view {
+                context.dashboards.record(
+                    test.metadata.namespace.as_deref().unwrap_or_default(),
+                    test.metadata.name.as_deref().unwrap_or_default(),
+                    view,
+                );
+            }
+            Ok(decision
+                .requeue
+                .map_or_else(Action::await_change, Action::requeue))
+        }
         // A name the run needs is someone else's object: the run ends, the object stays as is.
         Err(error @ ReconcileError::Foreign { .. }) => {
             let written = decision.status.unwrap_or(status);

@@ -4,6 +4,7 @@
 //! is Invalid; a started run is driven by its recorded plan alone (policy changes after its
 //! start do not reach it); a finished run waits for its TTL.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
@@ -13,6 +14,7 @@ use stampede_crds::LoadTest;
 use stampede_crds::spec::CleanupPolicy;
 use stampede_crds::status::{LoadTestStatus, Phase};
 use stampede_runner::cluster::RunnerReport;
+use stampede_runner::summary::Summary;
 
 use crate::advance::{self, ActiveRun, Notice};
 use crate::compiled;
@@ -92,6 +94,17 @@ pub struct Decision {
     pub delete: Vec<Deletion>,
     /// When to look again (None: on the next change).
     pub requeue: Option<Duration>,
+    /// What the fleet dashboard shows of the run after this step.
+    pub view: Option<View>,
+}
+
+/// A run as the fleet dashboard shows it: the merged summary so far, or the final one.
+#[derive(Debug, Clone)]
+pub struct View {
+    /// The merged summary (thresholds evaluated as they stand, or with end-of-test rules).
+    pub summary: Arc<Summary>,
+    /// Whether the run is over and this is its final summary.
+    pub done: bool,
 }
 
 /// Whether the LoadTest's spec has no run yet: never reconciled, or edited since.
@@ -190,6 +203,7 @@ fn start_run(
             .into_iter()
             .collect(),
         requeue: Some(Duration::from_secs(1)),
+        view: None,
     }
 }
 
@@ -222,7 +236,7 @@ fn drive(
         thresholds: &compiled.thresholds,
         trend_stats: &compiled.model.summary_trend_stats,
     };
-    let step = advance::advance(
+    let mut step = advance::advance(
         &active,
         &current,
         &advance::Observation {
@@ -245,6 +259,17 @@ fn drive(
         });
         decision.apply = objects.into_owned(observation.job.is_none());
     }
+    decision.view = match (&step.finished, step.live.take()) {
+        (Some(summary), _) => Some(View {
+            summary: Arc::new(summary.clone()),
+            done: true,
+        }),
+        (None, Some(live)) => Some(View {
+            summary: Arc::new(live),
+            done: false,
+        }),
+        (None, None) => None,
+    };
     if let Some(summary) = &step.finished {
         decision.result = Some(Box::new(desired::result_config_map(test, summary)));
         if cleans_up(test, &step.status) {

@@ -14,6 +14,7 @@
 pub mod advance;
 pub mod compiled;
 pub mod controller;
+pub mod dashboard;
 pub mod decide;
 pub mod desired;
 pub mod faults;

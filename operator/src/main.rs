@@ -8,6 +8,7 @@ use std::sync::Arc;
 use clap::{Parser, ValueEnum};
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use stampede_operator::controller::{self, Context};
+use stampede_operator::dashboard::Dashboards;
 use stampede_operator::lease::{self, LeaseConfig};
 use stampede_operator::policy::{DEFAULT_DENIED_TARGETS, Policy};
 use stampede_operator::quantity::Quantity;
@@ -100,6 +101,11 @@ struct Args {
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "STAMPEDE_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     metrics_addr: SocketAddr,
+    /// Address of the fleet dashboard (the LoadTests and each one's live report), or `off`.
+    /// Loopback by default: reached with `kubectl port-forward`, so only who may port-forward
+    /// to the operator's pod sees it.
+    #[arg(long, env = "STAMPEDE_DASHBOARD_ADDR", default_value = "127.0.0.1:5665", value_parser = parse_dashboard_addr)]
+    dashboard_addr: DashboardAddr,
     /// Elect a leader with a Lease (for more than one replica).
     #[arg(long, env = "STAMPEDE_LEADER_ELECT", default_value_t = false)]
     leader_elect: bool,
@@ -154,6 +160,24 @@ fn patterns(list: &[String]) -> Vec<Pattern> {
         .filter(|entry| !entry.is_empty())
         .map(Pattern::new)
         .collect()
+}
+
+/// Where the fleet dashboard listens.
+#[derive(Debug, Clone, Copy)]
+enum DashboardAddr {
+    /// Not served.
+    Off,
+    /// On this address.
+    At(SocketAddr),
+}
+
+fn parse_dashboard_addr(text: &str) -> Result<DashboardAddr, String> {
+    if text == "off" {
+        return Ok(DashboardAddr::Off);
+    }
+    text.parse()
+        .map(DashboardAddr::At)
+        .map_err(|_| format!("{text:?} is not an address (write 127.0.0.1:5665, or off)"))
 }
 
 /// A target list.
@@ -254,6 +278,20 @@ async fn operate(args: Args) -> ExitCode {
         telemetry.clone(),
         shutdown_signal(),
     ));
+    let dashboards = Dashboards::default();
+    let dashboard = match args.dashboard_addr {
+        DashboardAddr::Off => None,
+        DashboardAddr::At(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                tracing::info!(addr = %listener.local_addr().map_or(addr, |a| a), "serving the fleet dashboard");
+                Some(tokio::spawn(dashboards.clone().serve(listener)))
+            }
+            Err(error) => {
+                tracing::error!(%error, %addr, "cannot listen for the fleet dashboard");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
 
     let mut leadership = None;
     let mut lease_config = None;
@@ -289,7 +327,7 @@ async fn operate(args: Args) -> ExitCode {
     };
     tracing::info!(namespaces = %watched, image = %policy.runner_image,
         max_runners = policy.max_runners, max_vus_per_test = policy.max_vus_per_test, "starting the controller");
-    let context = Arc::new(Context::new(client.clone(), policy, telemetry));
+    let context = Arc::new(Context::new(client.clone(), policy, telemetry, dashboards));
     let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
     let stop = async move {
         tokio::select! {
@@ -330,6 +368,9 @@ async fn operate(args: Args) -> ExitCode {
         }
     }
     server.abort();
+    if let Some(dashboard) = dashboard {
+        dashboard.abort();
+    }
     tracing::info!("stopped");
     code
 }

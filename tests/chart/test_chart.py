@@ -342,6 +342,7 @@ class Deployment(unittest.TestCase):
                                        "metadata.google.internal,metadata.goog,kubernetes,kubernetes.default,"
                                        "kubernetes.default.svc,kubernetes.default.svc.cluster.local",
             "STAMPEDE_METRICS_ADDR": "0.0.0.0:8080",
+            "STAMPEDE_DASHBOARD_ADDR": "127.0.0.1:5665",
             "STAMPEDE_LOG_FORMAT": "json",
             "RUST_LOG": "info",
         })
@@ -360,6 +361,7 @@ class Deployment(unittest.TestCase):
                              "allowedSecrets": ["loadtest-*"], "allowedConfigMaps": ["users"],
                              "allowedTargets": ["*.shop.svc", "10.0.0.0/8"], "deniedTargets": ["10.0.0.1"]},
             "metrics": {"port": 9090},
+            "dashboard": {"port": 7000},
             "logFormat": "text",
             "logLevel": "debug",
             "mode": "namespaced",
@@ -395,6 +397,9 @@ class Deployment(unittest.TestCase):
         self.assertEqual(env["STAMPEDE_ALLOWED_TARGETS"], "*.shop.svc,10.0.0.0/8")
         self.assertEqual(env["STAMPEDE_DENIED_TARGETS"], "10.0.0.1")
         self.assertEqual(env["STAMPEDE_METRICS_ADDR"], "0.0.0.0:9090")
+        self.assertEqual(env["STAMPEDE_DASHBOARD_ADDR"], "127.0.0.1:7000")
+        off = env_of(operator_container(objects({"dashboard": {"enabled": False}})))
+        self.assertEqual(off["STAMPEDE_DASHBOARD_ADDR"], "off")
         self.assertEqual(env["STAMPEDE_LOG_FORMAT"], "text")
         self.assertEqual(env["RUST_LOG"], "debug")
         self.assertEqual(env["STAMPEDE_WATCH_NAMESPACE"], "team-a,team-b")

@@ -21,8 +21,8 @@ pub fn chromium() -> PathBuf {
     path
 }
 
-/// Chromium's flags for a page opened from a file, run as root in a container.
-pub fn browser(page: &Path) -> Command {
+/// Chromium's flags for a page at `url`, run as root in a container.
+pub fn browser_at(url: &str) -> Command {
     let mut command = Command::new(chromium());
     command.args([
         "--headless",
@@ -33,18 +33,62 @@ pub fn browser(page: &Path) -> Command {
         // Scripts run to completion before the page is read.
         "--virtual-time-budget=5000",
     ]);
-    command.arg(format!("file://{}", page.display()));
+    command.arg(url);
     command
 }
 
-/// The page's DOM after its scripts ran.
-pub fn rendered_dom(page: &Path) -> String {
-    let output = browser(page)
+/// Chromium's flags for a page opened from a file.
+pub fn browser(page: &Path) -> Command {
+    browser_at(&format!("file://{}", page.display()))
+}
+
+/// The DOM of the page at `url` after its scripts ran.
+pub fn rendered_dom_at(url: &str) -> String {
+    let output = browser_at(url)
         .arg("--dump-dom")
         .output()
         .expect("run chromium");
     assert!(output.status.success(), "chromium: {output:?}");
     String::from_utf8(output.stdout).expect("the DOM is UTF-8")
+}
+
+/// The page's DOM after its scripts ran.
+pub fn rendered_dom(page: &Path) -> String {
+    rendered_dom_at(&format!("file://{}", page.display()))
+}
+
+/// Reads server-sent events from `reader` until one named `name`; returns its data as JSON.
+pub fn next_event(reader: &mut impl std::io::BufRead, name: &str) -> Value {
+    let mut event = String::new();
+    loop {
+        let mut line = String::new();
+        let read = reader.read_line(&mut line).expect("read the event stream");
+        assert!(read > 0, "the event stream ended before a {name:?} event");
+        let line = line.trim_end();
+        if let Some(kind) = line.strip_prefix("event: ") {
+            event = kind.to_string();
+        } else if let Some(data) = line.strip_prefix("data: ")
+            && event == name
+        {
+            return serde_json::from_str(data).expect("an event's data is JSON");
+        }
+    }
+}
+
+/// Opens the event stream at `path` on `addr` (HTTP/1.1; each event is one chunk).
+pub fn open_events(addr: &str, path: &str) -> std::io::BufReader<std::net::TcpStream> {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the dashboard");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("a read timeout");
+    // Closed after the response, so the end of the stream is the end of the connection.
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send the request");
+    std::io::BufReader::new(stream)
 }
 
 /// A screenshot next to the page (PNG), for a person to look at; copied as `report-NAME.png`

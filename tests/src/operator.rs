@@ -30,6 +30,8 @@ impl OperatorProcess {
             namespace,
             "--metrics-addr",
             "127.0.0.1:0",
+            "--dashboard-addr",
+            "127.0.0.1:0",
             "--log-format",
             "text",
             "--runner-image",
@@ -116,6 +118,17 @@ impl OperatorProcess {
             .lines()
             .rev()
             .filter(|line| line.contains("serving /metrics"))
+            .filter_map(|line| line.split("addr=").nth(1))
+            .filter_map(|rest| rest.split_whitespace().next())
+            .find_map(|addr| addr.parse().ok())
+    }
+
+    /// The address of its fleet dashboard, from its log (it binds a free port).
+    pub fn dashboard_addr(&self) -> Option<std::net::SocketAddr> {
+        self.log()
+            .lines()
+            .rev()
+            .filter(|line| line.contains("serving the fleet dashboard"))
             .filter_map(|line| line.split("addr=").nth(1))
             .filter_map(|rest| rest.split_whitespace().next())
             .find_map(|addr| addr.parse().ok())

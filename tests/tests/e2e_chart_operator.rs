@@ -57,7 +57,8 @@ fn operator_command(
             (_, Some("metadata.namespace")) => release_namespace.to_string(),
             (other, path) => panic!("env {name}: unexpected source {other} {path:?}"),
         };
-        let value = if name == "STAMPEDE_METRICS_ADDR" {
+        // Free ports on this machine: tests side by side each run an operator.
+        let value = if name == "STAMPEDE_METRICS_ADDR" || name == "STAMPEDE_DASHBOARD_ADDR" {
             "127.0.0.1:0".to_string()
         } else {
             value

@@ -4,7 +4,9 @@
 //! are the summary's.
 
 use serde_json::Value;
-use stampede_tests::browser::{assert_renders, rendered_dom, screenshot};
+use stampede_tests::browser::{
+    assert_renders, next_event, open_events, rendered_dom, rendered_dom_at, screenshot,
+};
 use stampede_tests::demo_target::DemoTarget;
 use stampede_tests::stampede;
 
@@ -125,27 +127,9 @@ spec:
     eprintln!("failed-run screenshot {}", screenshot(&page).display());
 }
 
-/// Reads server-sent events from `reader` until one named `name`; returns its data as JSON.
-fn next_event(reader: &mut impl std::io::BufRead, name: &str) -> Value {
-    let mut event = String::new();
-    loop {
-        let mut line = String::new();
-        let read = reader.read_line(&mut line).expect("read the event stream");
-        assert!(read > 0, "the event stream ended before a {name:?} event");
-        let line = line.trim_end();
-        if let Some(kind) = line.strip_prefix("event: ") {
-            event = kind.to_string();
-        } else if let Some(data) = line.strip_prefix("data: ")
-            && event == name
-        {
-            return serde_json::from_str(data).expect("an event's data is JSON");
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_dashboard_updates_while_the_run_goes_and_ends_on_the_final_report() {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{BufRead, BufReader, Read};
     use std::process::{Command, Stdio};
 
     let demo = DemoTarget::in_process().await;
@@ -195,12 +179,7 @@ spec:
         .to_string();
     std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
 
-    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
-        .unwrap();
-    write!(stream, "GET /events HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut events = BufReader::new(stream);
+    let mut events = open_events(&addr, "/events");
     let early = next_event(&mut events, "update");
     let later = next_event(&mut events, "update");
     let requests = |update: &Value| update["data"]["headline"]["requests"].as_f64().unwrap();
@@ -218,21 +197,7 @@ spec:
     );
 
     // The page, opened while the run goes, draws every chart and takes updates.
-    let page = dir.path().join("live.html");
-    let url = format!("http://{addr}/");
-    let output = Command::new(stampede_tests::browser::chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--virtual-time-budget=3000",
-            "--dump-dom",
-            &url,
-        ])
-        .output()
-        .unwrap();
-    let dom = String::from_utf8_lossy(&output.stdout);
-    std::fs::write(&page, dom.as_bytes()).unwrap();
+    let dom = rendered_dom_at(&format!("http://{addr}/"));
     assert!(dom.contains("data-live=\"/events\""), "{dom}");
     assert!(dom.contains("data-charts=\"done\""), "{dom}");
     assert!(!dom.contains("data-errors="), "{dom}");

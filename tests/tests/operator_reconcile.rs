@@ -70,6 +70,7 @@ impl World {
             self.cluster.client().await,
             policy.clone(),
             Telemetry::new(),
+            Default::default(),
         );
         reconcile(Arc::new(test), Arc::new(context))
             .await
