@@ -421,6 +421,9 @@ fn soak_series(seed: u64) -> Vec<SecondPoint> {
                 p50_ms: (p50 * 1000.0).round() / 1000.0,
                 p95_ms: (p50 * (3.0 + rng.unit()) * 1000.0).round() / 1000.0,
                 p99_ms: (p50 * (8.0 + 20.0 * rng.unit()) * 1000.0).round() / 1000.0,
+                // A soak plans 30 VUs looping and a 14.5/s arrival rate beside them.
+                planned_vus: 30,
+                planned_rate: 14.5,
             }
         })
         .collect();

@@ -139,8 +139,9 @@ pub fn series_width(planned_seconds: f64) -> usize {
         .max(1)
 }
 
-/// Merges each run of `width` consecutive seconds into one point: counts add, VUs and
-/// percentiles keep the larger value (an upper bound), time is the later end.
+/// Merges each run of `width` consecutive seconds into one point: counts add, VUs (active and
+/// planned), the planned rate and percentiles keep the larger value (an upper bound), time is
+/// the later end.
 pub fn downsample(series: &[SecondPoint], width: usize) -> Vec<SecondPoint> {
     series
         .chunks(width.max(1))
@@ -166,6 +167,8 @@ fn merge_point(a: &SecondPoint, b: &SecondPoint) -> SecondPoint {
         p50_ms: a.p50_ms.max(b.p50_ms),
         p95_ms: a.p95_ms.max(b.p95_ms),
         p99_ms: a.p99_ms.max(b.p99_ms),
+        planned_vus: a.planned_vus.max(b.planned_vus),
+        planned_rate: a.planned_rate.max(b.planned_rate),
     }
 }
 
@@ -188,6 +191,9 @@ fn merge_series(reports: &[&RunnerReport]) -> Vec<SecondPoint> {
                     point.p50_ms = point.p50_ms.max(p.p50_ms);
                     point.p95_ms = point.p95_ms.max(p.p95_ms);
                     point.p99_ms = point.p99_ms.max(p.p99_ms);
+                    // Every runner plans the same test-wide load.
+                    point.planned_vus = point.planned_vus.max(p.planned_vus);
+                    point.planned_rate = point.planned_rate.max(p.planned_rate);
                 }
             }
             point

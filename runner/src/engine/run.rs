@@ -575,6 +575,7 @@ impl PreparedRun {
                     shards.set_gauge(Metric::Vus, active as f64);
                     shards.set_gauge(Metric::VusMax, allocated as f64);
                     let interval = shards.take_interval();
+                    let planned = self.plan.planned_at(elapsed);
                     if let Ok(mut series) = self.live.series.lock() {
                         series.push(SecondPoint {
                             t: elapsed.as_secs_f64(),
@@ -586,6 +587,8 @@ impl PreparedRun {
                             p50_ms: interval.duration.percentile(50.0),
                             p95_ms: interval.duration.percentile(95.0),
                             p99_ms: interval.duration.percentile(99.0),
+                            planned_vus: planned.vus,
+                            planned_rate: planned.rate,
                         });
                     }
                     let snapshot = shards.snapshot();

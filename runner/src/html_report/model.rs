@@ -86,6 +86,12 @@ pub struct Series {
     pub t: Vec<f64>,
     /// Active VUs.
     pub vus: Vec<f64>,
+    /// Looping VUs the executors planned (their stages), test-wide.
+    #[serde(rename = "plannedVus")]
+    pub planned_vus: Vec<f64>,
+    /// Iterations per second the arrival-rate executors planned.
+    #[serde(rename = "plannedRate")]
+    pub planned_rate: Vec<f64>,
     /// Requests per second in the interval.
     pub rps: Vec<f64>,
     /// Failed requests per second.
@@ -259,6 +265,8 @@ fn series(summary: &Summary) -> Series {
         previous = point.t;
         columns.t.push(point.t);
         columns.vus.push(point.vus as f64);
+        columns.planned_vus.push(point.planned_vus as f64);
+        columns.planned_rate.push(point.planned_rate);
         columns.rps.push(point.requests as f64 / width);
         columns.failed.push(point.failed as f64 / width);
         columns.dropped.push(point.dropped as f64 / width);

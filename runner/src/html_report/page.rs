@@ -28,7 +28,10 @@ const LIVE_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-sr
 
 /// The charts: id, title.
 const CHARTS: [(&str, &str); 5] = [
-    ("load", "Load: VUs and requests per second"),
+    (
+        "load",
+        "Load: VUs and requests and iterations per second, with what the executors planned (dashed)",
+    ),
     ("latency", "Request duration per interval: p50, p95, p99"),
     (
         "errors",
@@ -274,13 +277,27 @@ fn load_caption(series: &Series) -> String {
     }
     let (vus, _) = extent(&series.vus);
     let (peak, mean) = extent(&series.rps);
-    format!(
-        "{} intervals; VUs up to {}; requests per second up to {}, mean {}.",
+    let (planned_vus, _) = extent(&series.planned_vus);
+    let (planned_rate, _) = extent(&series.planned_rate);
+    let (iterations, _) = extent(&series.iterations);
+    let mut caption = format!(
+        "{} intervals; VUs up to {} (planned {}); requests per second up to {}, mean {}",
         series.t.len(),
         readable(vus),
+        readable(planned_vus),
         readable(peak),
         readable(mean)
-    )
+    );
+    if planned_rate > 0.0 {
+        caption.push_str(&format!(
+            "; the arrival-rate executors planned up to {} iterations per second, and all \
+             scenarios together ran up to {}",
+            readable(planned_rate),
+            readable(iterations)
+        ));
+    }
+    caption.push('.');
+    caption
 }
 
 fn latency_caption(series: &Series) -> String {

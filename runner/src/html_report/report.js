@@ -13,8 +13,17 @@
   window.addEventListener("error", function (event) { fail(String(event.message)); });
 
   var palette = { vus: "#7c3aed", rps: "#2563eb", p50: "#16a34a", p95: "#d97706", p99: "#dc2626",
-                  failed: "#dc2626", dropped: "#7c3aed", dist: "#2563eb" };
+                  failed: "#dc2626", dropped: "#7c3aed", dist: "#2563eb", iterations: "#0d9488" };
   var seconds = { label: "seconds since start" };
+
+  // What the executors planned: dashed, behind what was achieved.
+  function planned(label, color, scale) {
+    var options = line(label, color, scale);
+    options.dash = [6, 4];
+    options.width = 1.5;
+    options.points = { show: false };
+    return options;
+  }
 
   function line(label, color, scale) {
     var options = { label: label, stroke: color, width: 2 };
@@ -45,9 +54,16 @@
     load: {
       options: { scales: { x: { time: false }, vus: {}, rps: {} },
         axes: [seconds, { scale: "vus", label: "VUs" },
-               { scale: "rps", side: 1, label: "requests/s", grid: { show: false } }],
-        series: [{ label: "s" }, line("VUs", palette.vus, "vus"), line("requests/s", palette.rps, "rps")] },
-      columns: function (d) { return [d.series.t, d.series.vus, d.series.rps]; }
+               { scale: "rps", side: 1, label: "per second", grid: { show: false } }],
+        series: [{ label: "s" }, line("VUs", palette.vus, "vus"),
+                 planned("planned VUs", palette.vus, "vus"),
+                 line("requests/s", palette.rps, "rps"),
+                 line("iterations/s", palette.iterations, "rps"),
+                 planned("planned arrival rate/s", palette.iterations, "rps")] },
+      columns: function (d) {
+        return [d.series.t, d.series.vus, d.series.plannedVus, d.series.rps,
+                d.series.iterations, d.series.plannedRate];
+      }
     },
     latency: {
       options: { scales: { x: { time: false } }, axes: [seconds, { label: "ms" }],

@@ -11,4 +11,4 @@ mod wide;
 
 pub use plan::{Arrival, Arrivals, MAX_MATERIALIZED_STEPS, ScenarioPlan, VuStep, VuSteps};
 pub use segment::{ExecutionSegment, ExecutionSegmentSequence, MAX_CYCLE, Ratio, SegmentError};
-pub use test_plan::TestPlan;
+pub use test_plan::{PlannedLoad, TestPlan};

@@ -489,6 +489,15 @@ impl ScenarioPlan {
         }
     }
 
+    /// The test-wide iteration start rate at `t`, in iterations per second (what the report
+    /// draws behind the achieved rate); 0 outside the regular duration and for other executors.
+    pub fn global_rate_at(&self, t: Duration) -> f64 {
+        let Schedule::ArrivalRate(plan) = &self.schedule else {
+            return 0.0;
+        };
+        plan.global_rate_at(nanos(t)) * 1e9 / plan.time_unit as f64
+    }
+
     /// This segment's iteration start rate at `t`, in iterations per second (for progress
     /// display); 0 outside the regular duration and for other executors.
     pub fn rate_at(&self, t: Duration) -> f64 {

@@ -72,6 +72,21 @@ impl TestPlan {
             .unwrap_or(Duration::ZERO)
     }
 
+    /// What the executors plan at `t` from the test start, test-wide: looping VUs (the VU
+    /// executors) and iterations per second (the arrival-rate executors), summed over the
+    /// scenarios running then — the stages a report draws behind what was achieved.
+    pub fn planned_at(&self, t: Duration) -> PlannedLoad {
+        let mut planned = PlannedLoad::default();
+        for plan in self.working() {
+            let Some(local) = t.checked_sub(plan.start_time()) else {
+                continue;
+            };
+            planned.vus += plan.global_vus_at(local);
+            planned.rate += plan.global_rate_at(local);
+        }
+        planned
+    }
+
     /// The VUs the test needs over time (k6 `GetFullExecutionRequirements`): each scenario's
     /// requirements shifted by its `startTime` and summed, one step per instant at which the
     /// sum changes. Times are from the test start. A scenario holds its VUs on `[at, next at)`,
@@ -156,6 +171,15 @@ impl TestPlan {
     }
 }
 
+/// The load the executors plan at one instant, test-wide.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PlannedLoad {
+    /// Looping VUs of ramping-vus, constant-vus and the iteration executors.
+    pub vus: u64,
+    /// Iterations per second of the arrival-rate executors.
+    pub rate: f64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +205,32 @@ mod tests {
         scenario.start_time = Some(start.into());
         scenario.graceful_stop = Some("0s".into());
         scenario
+    }
+
+    #[test]
+    fn the_planned_load_follows_each_scenario_from_its_start_time() {
+        let mut arrivals = ManifestScenario::new(Executor::ConstantArrivalRate);
+        arrivals.rate = Some(30);
+        arrivals.time_unit = Some("2s".into());
+        arrivals.duration = Some("10s".into());
+        arrivals.pre_allocated_vus = Some(5);
+        arrivals.start_time = Some("5s".into());
+        let scenarios = BTreeMap::from([
+            ("looping".to_string(), constant_vus(10, "10s", "0s")),
+            ("arrivals".to_string(), arrivals),
+        ]);
+        let plan = TestPlan::for_scenarios(&compiled(&scenarios), &ExecutionSegment::full());
+        let at = |s: u64| plan.planned_at(secs(s));
+        assert_eq!(at(0), PlannedLoad { vus: 10, rate: 0.0 });
+        assert_eq!(
+            at(7),
+            PlannedLoad {
+                vus: 10,
+                rate: 15.0
+            }
+        );
+        assert_eq!(at(12), PlannedLoad { vus: 0, rate: 15.0 });
+        assert_eq!(at(15), PlannedLoad::default());
     }
 
     #[test]

@@ -42,6 +42,20 @@ pub struct SecondPoint {
     pub p95_ms: f64,
     /// p99 of the interval, ms.
     pub p99_ms: f64,
+    /// Looping VUs the executors plan at the end of the interval, test-wide.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub planned_vus: u64,
+    /// Iterations per second the arrival-rate executors plan then, test-wide.
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub planned_rate: f64,
+}
+
+fn is_zero_u64(value: &u64) -> bool {
+    *value == 0
+}
+
+fn is_zero_f64(value: &f64) -> bool {
+    *value == 0.0
 }
 
 /// Everything the summary shows, for one runner or merged from many.
