@@ -420,11 +420,12 @@ pub fn advance(run: &ActiveRun<'_>, current: &LoadTestStatus, observation: &Obse
                     observation.now,
                 );
             }
-            let merged = merge_reports(
+            let mut merged = merge_reports(
                 test.metadata.name.as_deref().unwrap_or_default(),
                 run.trend_stats,
                 &reports,
             );
+            identify(&mut merged, test, &status);
             let vus = reports.iter().map(|r| r.vus).sum();
             // The rate of the last point every runner has reported (a later one holds only
             // the faster runners' requests).
@@ -521,6 +522,16 @@ enum Ending {
     Errored(String),
 }
 
+/// Names the run a merged summary is of: the LoadTest's namespace, the run and its spec
+/// generation (the report shows them beside the runners' parts).
+fn identify(merged: &mut Summary, test: &LoadTest, status: &LoadTestStatus) {
+    if let Some(fleet) = merged.fleet.as_mut() {
+        fleet.namespace = test.metadata.namespace.clone().unwrap_or_default();
+        fleet.run = status.run.unwrap_or(0);
+        fleet.generation = status.observed_generation;
+    }
+}
+
 fn finish(
     run: &ActiveRun<'_>,
     mut status: LoadTestStatus,
@@ -531,6 +542,7 @@ fn finish(
     let test = run.test;
     let name = test.metadata.name.clone().unwrap_or_default();
     let mut merged = merge_reports(&name, run.trend_stats, reports);
+    identify(&mut merged, test, &status);
     merged.thresholds = run
         .thresholds
         .evaluate(&merged.metrics, merged.seconds(), true);

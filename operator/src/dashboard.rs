@@ -221,6 +221,7 @@ mod tests {
                 steps: Vec::new(),
                 checks: Vec::new(),
                 aborted: None,
+                fleet: None,
             }),
             done,
         }

@@ -324,6 +324,7 @@ mod tests {
             steps: Vec::new(),
             checks: Vec::new(),
             aborted: None,
+            fleet: None,
         }
     }
 

@@ -206,6 +206,15 @@ async fn a_failing_threshold_fails_the_run_and_stampede_wait_exits_99() {
         .unwrap();
     let data = assert_renders(&page);
     assert_eq!(data["passed"], false);
+    // The run's identity and both runners' parts, started together.
+    assert_eq!(data["fleet"]["namespace"], world.namespace.as_str());
+    assert_eq!(data["fleet"]["run"], 1);
+    let runners = data["fleet"]["runners"].as_array().unwrap();
+    assert_eq!(runners.len(), 2);
+    let shares: f64 = runners.iter().filter_map(|r| r["share"].as_f64()).sum();
+    assert!((shares - 1.0).abs() < 1e-9, "{runners:?}");
+    let spread = data["fleet"]["startSpreadMs"].as_f64().unwrap();
+    assert!(spread < 1000.0, "runners started {spread} ms apart");
     assert_eq!(
         data["headline"]["requests"].as_f64(),
         status.summary.as_ref().map(|s| s.http_reqs as f64)

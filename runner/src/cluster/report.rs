@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 use stampede_crds::model::summary::TrendColumn;
 
 use super::sealed::SealedSetup;
+use crate::metrics::Metric;
 use crate::metrics::Snapshot;
-use crate::summary::{SecondPoint, Summary};
+use crate::summary::{Fleet, RunnerShare, SecondPoint, Summary};
 
 /// The ConfigMap key a report is stored under.
 pub const REPORT_KEY: &str = "report.json";
@@ -243,6 +244,26 @@ pub fn merge_reports(
         steps: first_with(|r| &r.steps),
         checks: first_with(|r| &r.checks),
         aborted,
+        fleet: Some(Fleet {
+            runners: reports.iter().map(|r| runner_share(r)).collect(),
+            ..Fleet::default()
+        }),
+    }
+}
+
+/// A runner's part of the merged result, from its report.
+fn runner_share(report: &RunnerReport) -> RunnerShare {
+    let count = |metric: Metric| {
+        report
+            .metrics
+            .as_ref()
+            .map_or(0.0, |m| m.count(metric.name()))
+    };
+    RunnerShare {
+        runner: report.runner,
+        requests: count(Metric::HttpReqs),
+        dropped: count(Metric::DroppedIterations),
+        started_at: report.started_at.clone(),
     }
 }
 

@@ -325,6 +325,7 @@ impl LiveSummary {
             steps: self.steps.clone(),
             checks: self.checks.clone(),
             aborted: self.aborted.get(),
+            fleet: None,
         }
     }
 }
@@ -666,6 +667,7 @@ impl PreparedRun {
             steps: self.steps,
             checks: self.checks,
             aborted,
+            fleet: None,
         };
         let exit = if summary.passed() {
             Exit::Ok

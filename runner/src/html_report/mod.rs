@@ -8,7 +8,10 @@
 mod model;
 mod page;
 
-pub use model::{CheckLine, Headline, Quantile, ReportData, Series, StepLine, ThresholdRow};
+pub use model::{
+    CheckLine, FleetView, Headline, Quantile, ReportData, RunnerLine, Series, StepLine,
+    ThresholdRow,
+};
 
 use crate::summary::Summary;
 

@@ -8,7 +8,7 @@ use stampede_crds::threshold::{Aggregation, Operator, parse_expression};
 use crate::metrics::registry::Metric;
 use crate::metrics::registry::canonical_key;
 use crate::metrics::snapshot::{Trend, Value};
-use crate::summary::{Summary, format_ms, format_number, is_time_key};
+use crate::summary::{Fleet, Summary, format_ms, format_number, is_time_key};
 use crate::thresholds::ThresholdResult;
 
 /// Everything the page shows; embedded in it as JSON for the charts, and rendered as text.
@@ -35,6 +35,40 @@ pub struct ReportData {
     pub steps: Vec<StepLine>,
     /// One row per check, in flow order.
     pub checks: Vec<CheckLine>,
+    /// Which run of which LoadTest, and its runners (a cluster run).
+    pub fleet: Option<FleetView>,
+}
+
+/// A cluster run's identity and its runners' parts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FleetView {
+    /// The LoadTest's namespace.
+    pub namespace: String,
+    /// The run.
+    pub run: i64,
+    /// The spec generation it ran.
+    pub generation: Option<i64>,
+    /// How far apart the runners' scenarios started, ms (when every runner said).
+    pub start_spread_ms: Option<f64>,
+    /// One row per runner.
+    pub runners: Vec<RunnerLine>,
+}
+
+/// One runner's row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunnerLine {
+    /// Its index.
+    pub runner: u64,
+    /// Requests it sent.
+    pub requests: f64,
+    /// Its share of all requests, 0..1.
+    pub share: f64,
+    /// Iterations it dropped.
+    pub dropped: f64,
+    /// When its scenarios started.
+    pub started_at: Option<String>,
 }
 
 /// Throughput, latency and errors over the whole run.
@@ -169,7 +203,42 @@ impl ReportData {
             distribution: duration.map(distribution).unwrap_or_default(),
             steps: steps(summary),
             checks: checks(summary),
+            fleet: summary.fleet.as_ref().map(fleet),
         }
+    }
+}
+
+fn fleet(fleet: &Fleet) -> FleetView {
+    let total: f64 = fleet.runners.iter().map(|r| r.requests).sum();
+    let starts: Option<Vec<i64>> = fleet
+        .runners
+        .iter()
+        .map(|r| {
+            let at = chrono::DateTime::parse_from_rfc3339(r.started_at.as_deref()?).ok()?;
+            Some(at.timestamp_millis())
+        })
+        .collect();
+    let start_spread_ms = starts.filter(|s| !s.is_empty()).map(|starts| {
+        let first = starts.iter().min().copied().unwrap_or(0);
+        let last = starts.iter().max().copied().unwrap_or(0);
+        (last - first) as f64
+    });
+    FleetView {
+        namespace: fleet.namespace.clone(),
+        run: fleet.run,
+        generation: fleet.generation,
+        start_spread_ms,
+        runners: fleet
+            .runners
+            .iter()
+            .map(|r| RunnerLine {
+                runner: r.runner,
+                requests: r.requests,
+                share: if total > 0.0 { r.requests / total } else { 0.0 },
+                dropped: r.dropped,
+                started_at: r.started_at.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -368,6 +437,38 @@ mod tests {
     }
 
     #[test]
+    fn a_fleet_shows_each_runners_share_and_how_far_apart_they_started() {
+        let share =
+            |runner: u64, requests: f64, started: Option<&str>| crate::summary::RunnerShare {
+                runner,
+                requests,
+                dropped: 0.0,
+                started_at: started.map(str::to_string),
+            };
+        let view = fleet(&Fleet {
+            namespace: "shop".into(),
+            run: 3,
+            generation: Some(2),
+            runners: vec![
+                share(0, 300.0, Some("2026-12-01T09:00:04.012Z")),
+                share(1, 100.0, Some("2026-12-01T09:00:04.250Z")),
+            ],
+        });
+        assert_eq!(view.start_spread_ms, Some(238.0));
+        let shares: Vec<f64> = view.runners.iter().map(|r| r.share).collect();
+        assert_eq!(shares, [0.75, 0.25]);
+        // A runner that has not said when it started: no spread to show.
+        let view = fleet(&Fleet {
+            runners: vec![
+                share(0, 1.0, Some("2026-12-01T09:00:04Z")),
+                share(1, 0.0, None),
+            ],
+            ..Fleet::default()
+        });
+        assert_eq!(view.start_spread_ms, None);
+    }
+
+    #[test]
     fn downsampled_points_give_rates_per_second_and_idle_intervals_leave_gaps() {
         let point = |t: f64, requests: u64, p95_ms: f64| SecondPoint {
             t,
@@ -392,6 +493,7 @@ mod tests {
             steps: Vec::new(),
             checks: Vec::new(),
             aborted: None,
+            fleet: None,
         };
         let columns = series(&summary);
         assert_eq!(columns.rps, [100.0, 50.0, 0.0]);

@@ -81,6 +81,7 @@ fn page(data: &ReportData, events: Option<&str>) -> String {
                 }
                 (steps(data))
                 (checks(data))
+                (runners(data))
                 footer {
                     @if events.is_some() {
                         "Stampede's live dashboard: updated every few seconds while the run goes; the last update is the final report."
@@ -106,6 +107,7 @@ pub fn live_update(data: &ReportData, done: bool) -> String {
         "thresholds": thresholds(data).into_string(),
         "steps": steps(data).into_string(),
         "checks": checks(data).into_string(),
+        "runners": runners(data).into_string(),
     });
     let captions: serde_json::Map<String, serde_json::Value> = CHARTS
         .iter()
@@ -137,6 +139,12 @@ fn header(data: &ReportData, live: bool) -> Markup {
             p.meta {
                 @if live { "Running for " } @else { "Ran " }
                 (format_seconds(data.duration_seconds))
+                @if let Some(fleet) = &data.fleet {
+                    " · namespace " code { (fleet.namespace) } " · run " (fleet.run)
+                    @if let Some(generation) = fleet.generation { " (spec generation " (generation) ")" }
+                    " · " (fleet.runners.len()) " runners"
+                    @if let Some(spread) = fleet.start_spread_ms { ", started within " (format_ms(spread)) }
+                }
                 @if let Some(reason) = &data.aborted { " · stopped early: " (reason) }
             }
         }
@@ -386,6 +394,30 @@ fn steps(data: &ReportData) -> Markup {
     }
 }
 
+fn runners(data: &ReportData) -> Markup {
+    html! {
+        section #runners {
+            @if let Some(fleet) = &data.fleet {
+                h2 { "Runners" }
+                table {
+                    thead { tr { th { "Runner" } th { "Requests" } th { "Share" } th { "Dropped iterations" } th { "Started at" } } }
+                    tbody {
+                        @for runner in &fleet.runners {
+                            tr {
+                                td { (runner.runner) }
+                                td.n { (readable(runner.requests)) }
+                                td.n { (percent(runner.share)) }
+                                td.n { (readable(runner.dropped)) }
+                                td { (runner.started_at.as_deref().unwrap_or("not yet")) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn checks(data: &ReportData) -> Markup {
     html! {
         section #checks {
@@ -446,6 +478,7 @@ mod tests {
             distribution: Vec::new(),
             steps: Vec::new(),
             checks: Vec::new(),
+            fleet: None,
         }
     }
 

@@ -84,6 +84,42 @@ pub struct Summary {
     /// Why the test stopped early, if it did (abortOnFail, signal).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aborted: Option<String>,
+    /// Which run of which LoadTest, and its runners (a cluster run; none for a local one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<Fleet>,
+}
+
+/// A cluster run's identity and its runners.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Fleet {
+    /// The LoadTest's namespace.
+    #[serde(default)]
+    pub namespace: String,
+    /// The run (`status.run`).
+    #[serde(default)]
+    pub run: i64,
+    /// The spec generation the run ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    /// Each runner's part, by index.
+    #[serde(default)]
+    pub runners: Vec<RunnerShare>,
+}
+
+/// One runner's part of a cluster run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunnerShare {
+    /// Its index.
+    pub runner: u64,
+    /// HTTP requests it sent.
+    pub requests: f64,
+    /// Iterations it dropped.
+    pub dropped: f64,
+    /// When its scenarios started (RFC 3339, ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
 }
 
 /// One row of the per-step table.
