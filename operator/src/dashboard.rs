@@ -14,8 +14,8 @@ use maud::{DOCTYPE, html};
 use stampede_runner::dashboard::http::{
     Body, Update, UpdateSource, event_stream, html as html_response, plain,
 };
-use stampede_runner::html_report::{live_update, render_live_html};
-use stampede_runner::summary::{Summary, format_ms};
+use stampede_runner::html_report::{ReportData, live_update_of, render_live_of};
+use stampede_runner::summary::format_ms;
 
 use crate::decide::View;
 
@@ -28,10 +28,11 @@ const MAX_ENTRIES: usize = 500;
 /// A LoadTest: namespace, name.
 type Key = (String, String);
 
-/// One LoadTest's latest view.
+/// One LoadTest's latest view: what its page shows, not the summary's histograms (a merged
+/// summary holds megabytes of them; this is a few kilobytes).
 #[derive(Debug)]
 struct Entry {
-    summary: Arc<Summary>,
+    data: Arc<ReportData>,
     /// Its live update, made once for every open page.
     update: Update,
     recorded: Instant,
@@ -47,12 +48,13 @@ pub struct Dashboards {
 impl Dashboards {
     /// Keeps `view` as LoadTest `namespace/name`'s latest.
     pub fn record(&self, namespace: &str, name: &str, view: &View) {
+        let data = ReportData::of(&view.summary);
         let entry = Entry {
             update: Update {
-                json: Arc::new(live_update(&view.summary, view.done)),
+                json: Arc::new(live_update_of(&data, view.done)),
                 done: view.done,
             },
-            summary: Arc::clone(&view.summary),
+            data: Arc::new(data),
             recorded: Instant::now(),
         };
         let Ok(mut entries) = self.entries.write() else {
@@ -79,10 +81,10 @@ impl Dashboards {
         }
     }
 
-    fn get(&self, key: &Key) -> Option<(Arc<Summary>, Update)> {
+    fn get(&self, key: &Key) -> Option<(Arc<ReportData>, Update)> {
         let entries = self.entries.read().ok()?;
         let entry = entries.get(key)?;
-        Some((Arc::clone(&entry.summary), entry.update.clone()))
+        Some((Arc::clone(&entry.data), entry.update.clone()))
     }
 
     /// Serves the dashboard on `listener` until the task is dropped.
@@ -105,8 +107,8 @@ impl Dashboards {
             ["loadtests", namespace, name] => {
                 let key = (namespace.to_string(), name.to_string());
                 match self.get(&key) {
-                    Some((summary, _)) => html_response(render_live_html(
-                        &summary,
+                    Some((data, _)) => html_response(render_live_of(
+                        &data,
                         &format!("/loadtests/{namespace}/{name}/events"),
                     )),
                     None => not_driven(),
@@ -129,13 +131,13 @@ impl Dashboards {
 
     /// The list of LoadTests with their state and a link to each page.
     fn list_page(&self) -> String {
-        let rows: Vec<(Key, Arc<Summary>, bool)> = self
+        let rows: Vec<(Key, Arc<ReportData>, bool)> = self
             .entries
             .read()
             .map(|entries| {
                 entries
                     .iter()
-                    .map(|(key, e)| (key.clone(), Arc::clone(&e.summary), e.update.done))
+                    .map(|(key, e)| (key.clone(), Arc::clone(&e.data), e.update.done))
                     .collect()
             })
             .unwrap_or_default();
@@ -156,16 +158,15 @@ impl Dashboards {
                         table #loadtests {
                             thead { tr { th { "Namespace" } th { "LoadTest" } th { "State" } th { "Requests" } th { "p95" } th { "Ran" } } }
                             tbody {
-                                @for ((namespace, name), summary, done) in &rows {
-                                    @let state = if !done { "running" } else if summary.passed() { "passed" } else { "failed" };
-                                    @let duration = summary.metrics.trend("http_req_duration");
+                                @for ((namespace, name), data, done) in &rows {
+                                    @let state = if !done { "running" } else if data.passed { "passed" } else { "failed" };
                                     tr {
                                         td { (namespace) }
                                         td { a href=(format!("/loadtests/{namespace}/{name}")) { (name) } }
                                         td class=(if state == "failed" { "fail" } else { "pass" }) { (state) }
-                                        td { (summary.metrics.count("http_reqs")) }
-                                        td { (duration.map_or_else(String::new, |t| format_ms(t.percentile(95.0)))) }
-                                        td { (format!("{:.0}s", summary.seconds())) }
+                                        td { (data.headline.requests) }
+                                        td { (format_ms(data.headline.p95_ms)) }
+                                        td { (format!("{:.0}s", data.duration_seconds)) }
                                     }
                                 }
                             }
@@ -201,6 +202,7 @@ impl UpdateSource for LoadTestSource {
 mod tests {
     use super::*;
     use stampede_runner::metrics::Snapshot;
+    use stampede_runner::summary::Summary;
 
     fn view(requests: u64, done: bool) -> View {
         let mut metrics = Snapshot {

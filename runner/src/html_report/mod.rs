@@ -8,6 +8,8 @@
 mod model;
 mod page;
 
+pub use page::{live_update as live_update_of, render_live as render_live_of};
+
 pub use model::{
     CheckLine, FleetView, Headline, Quantile, ReportData, RunnerLine, Series, StepLine,
     ThresholdRow,
