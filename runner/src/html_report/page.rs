@@ -1,6 +1,7 @@
 //! The report page: one self-contained HTML file (data, charting library, styles and script
 //! inline; a Content-Security-Policy that lets it fetch nothing), readable without script:
-//! every chart has its numbers in text beside it.
+//! every chart has its numbers in text beside it. The live dashboard serves the same page
+//! (`render_live`) and sends its updates (`live_update`).
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
@@ -86,7 +87,7 @@ fn page(data: &ReportData, events: Option<&str>) -> String {
                     @if events.is_some() {
                         "Stampede's live dashboard: updated every few seconds while the run goes; the last update is the final report."
                     } @else {
-                        "Made by Stampede from the run's exact histograms. This file fetches nothing."
+                        "Made by Stampede. Whole-run percentiles come from the merged histograms of every request; in a cluster run, an interval's percentiles are its slowest runner's. This file fetches nothing."
                     }
                 }
                 script #report-data type="application/json" { (PreEscaped(embedded_json(data))) }
