@@ -411,11 +411,15 @@ fn soak_series(seed: u64) -> Vec<SecondPoint> {
         .map(|second| {
             let p50 = 60.0 + 40.0 * rng.unit();
             let requests = 40 + rng.next() % 30;
+            let failed = u64::from(rng.unit() < 0.3);
             SecondPoint {
                 t: second as f64 + rng.unit() * 0.003,
                 vus: 15 + rng.next() % 15,
                 requests,
-                failed: u64::from(rng.unit() < 0.3),
+                failed,
+                server_errors: failed,
+                client_errors: 0,
+                no_response: 0,
                 iterations: requests / 4,
                 dropped: u64::from(rng.unit() < 0.01),
                 p50_ms: (p50 * 1000.0).round() / 1000.0,

@@ -40,9 +40,24 @@ fn the_demo_report_opens_offline_and_every_chart_draws_the_summary_numbers() {
         (p95 - metric("http_req_duration", "p(95)")).abs() < 1e-6,
         "{p95}"
     );
-    // The series adds up to every request of the run.
-    let seconds = data["series"]["t"].as_array().unwrap();
+    // The series adds up to every request of the run, the last partial second included.
+    let column = |name: &str| -> Vec<f64> {
+        data["series"][name]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_f64)
+            .collect()
+    };
+    let seconds = column("t");
     assert!(seconds.len() >= 6, "{seconds:?}");
+    let mut previous = 0.0;
+    let mut in_series = 0.0;
+    for (t, rps) in seconds.iter().zip(column("rps")) {
+        in_series += (rps * (t - previous)).round();
+        previous = *t;
+    }
+    assert_eq!(Some(in_series), data["headline"]["requests"].as_f64());
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(html.contains("<strong>PASSED</strong>"));
     assert!(html.contains("6 of 6 thresholds held"));
@@ -78,6 +93,8 @@ spec:
         checks: {"</script><i id=injected>status is 200</i>": "status == 200"}
       - name: missing
         request: {url: "${env.BASE_URL}/status/503"}
+      - name: refused
+        request: {url: "http://127.0.0.1:1/"}
   thresholds:
     http_req_failed: ["rate<0.01"]
     http_req_duration: ["p(95)<500"]
@@ -105,9 +122,16 @@ spec:
         .collect();
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert_eq!(failed[0]["metric"], "http_req_failed");
-    assert_eq!(failed[0]["observed"], "rate=50.00%");
-    assert_eq!(failed[0]["margin"], "49.00% over");
-    // Half the requests failed, and the series shows it.
+    assert_eq!(failed[0]["observed"], "rate=66.67%");
+    assert_eq!(failed[0]["margin"], "65.67% over");
+    // Two requests in three failed, and the series shows it, by kind: every 503, and every
+    // refused connection as a request with no response.
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains("in all 0 4xx, 120 5xx and 120 with no response"),
+        "{}",
+        &html[html.find("Errors per second").unwrap_or(0)..][..400]
+    );
     let failed_per_second: f64 = data["series"]["failed"]
         .as_array()
         .unwrap()

@@ -163,6 +163,9 @@ fn merge_point(a: &SecondPoint, b: &SecondPoint) -> SecondPoint {
         vus: a.vus.max(b.vus),
         requests: a.requests + b.requests,
         failed: a.failed + b.failed,
+        client_errors: a.client_errors + b.client_errors,
+        server_errors: a.server_errors + b.server_errors,
+        no_response: a.no_response + b.no_response,
         iterations: a.iterations + b.iterations,
         dropped: a.dropped + b.dropped,
         p50_ms: a.p50_ms.max(b.p50_ms),
@@ -187,6 +190,9 @@ fn merge_series(reports: &[&RunnerReport]) -> Vec<SecondPoint> {
                     point.vus += p.vus;
                     point.requests += p.requests;
                     point.failed += p.failed;
+                    point.client_errors += p.client_errors;
+                    point.server_errors += p.server_errors;
+                    point.no_response += p.no_response;
                     point.iterations += p.iterations;
                     point.dropped += p.dropped;
                     point.p50_ms = point.p50_ms.max(p.p50_ms);

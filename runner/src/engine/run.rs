@@ -25,9 +25,9 @@ use super::shared::{ScenarioContext, Shared};
 use super::vu::Vu;
 use crate::exit::Exit;
 use crate::http::{ClientConfig, DnsCache, Target, TargetPolicy};
-use crate::metrics::recorder::flush_current_thread;
+use crate::metrics::recorder::{Interval, flush_current_thread};
 use crate::metrics::{Metric, Registry, Shards, Snapshot, Value};
-use crate::schedule::{ExecutionSegment, ScenarioPlan, TestPlan};
+use crate::schedule::{ExecutionSegment, PlannedLoad, ScenarioPlan, TestPlan};
 use crate::summary::{SecondPoint, Summary};
 use crate::thresholds::{Thresholds, UnknownMetric};
 
@@ -293,6 +293,26 @@ async fn run_prepared(mut prepared: PreparedRun) -> Result<RunOutcome, RunError>
         outcome.exit = Exit::ExternalAbort;
     }
     Ok(outcome)
+}
+
+/// One point of the series: the interval that ended `at`, with `vus` active then.
+fn series_point(at: Duration, vus: u64, interval: &Interval, planned: PlannedLoad) -> SecondPoint {
+    SecondPoint {
+        t: at.as_secs_f64(),
+        vus,
+        requests: interval.requests,
+        failed: interval.failed,
+        client_errors: interval.client_errors,
+        server_errors: interval.server_errors,
+        no_response: interval.no_response,
+        iterations: interval.iterations,
+        dropped: interval.dropped,
+        p50_ms: interval.duration.percentile(50.0),
+        p95_ms: interval.duration.percentile(95.0),
+        p99_ms: interval.duration.percentile(99.0),
+        planned_vus: planned.vus,
+        planned_rate: planned.rate,
+    }
 }
 
 /// The summary of a run while it goes: what the live dashboard shows.
@@ -578,19 +598,7 @@ impl PreparedRun {
                     let interval = shards.take_interval();
                     let planned = self.plan.planned_at(elapsed);
                     if let Ok(mut series) = self.live.series.lock() {
-                        series.push(SecondPoint {
-                            t: elapsed.as_secs_f64(),
-                            vus: active as u64,
-                            requests: interval.requests,
-                            failed: interval.failed,
-                            iterations: interval.iterations,
-                            dropped: interval.dropped,
-                            p50_ms: interval.duration.percentile(50.0),
-                            p95_ms: interval.duration.percentile(95.0),
-                            p99_ms: interval.duration.percentile(99.0),
-                            planned_vus: planned.vus,
-                            planned_rate: planned.rate,
-                        });
+                        series.push(series_point(elapsed, active as u64, &interval, planned));
                     }
                     let snapshot = shards.snapshot();
                     let failed_rate = snapshot
@@ -628,6 +636,14 @@ impl PreparedRun {
         let run_time = start.elapsed();
         last_line.elapsed = run_time;
         shards.wait_flushed(Duration::from_secs(2)).await;
+        // The last, partial second: without it the series would miss what ended the run.
+        let rest = shards.take_interval();
+        if rest.requests + rest.iterations + rest.dropped > 0
+            && let Ok(mut series) = self.live.series.lock()
+        {
+            let planned = self.plan.planned_at(run_time);
+            series.push(series_point(run_time, 0, &rest, planned));
+        }
         last_line.requests = shards.snapshot().count(Metric::HttpReqs.name()) as u64;
         progress.finish(&last_line);
         ScenariosRun { run_time }

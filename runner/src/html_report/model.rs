@@ -130,6 +130,15 @@ pub struct Series {
     pub rps: Vec<f64>,
     /// Failed requests per second.
     pub failed: Vec<f64>,
+    /// 4xx responses per second.
+    #[serde(rename = "clientErrors")]
+    pub client_errors: Vec<f64>,
+    /// 5xx responses per second.
+    #[serde(rename = "serverErrors")]
+    pub server_errors: Vec<f64>,
+    /// Requests with no response per second.
+    #[serde(rename = "noResponse")]
+    pub no_response: Vec<f64>,
     /// Dropped iterations per second.
     pub dropped: Vec<f64>,
     /// Iterations per second.
@@ -338,6 +347,13 @@ fn series(summary: &Summary) -> Series {
         columns.planned_rate.push(point.planned_rate);
         columns.rps.push(point.requests as f64 / width);
         columns.failed.push(point.failed as f64 / width);
+        columns
+            .client_errors
+            .push(point.client_errors as f64 / width);
+        columns
+            .server_errors
+            .push(point.server_errors as f64 / width);
+        columns.no_response.push(point.no_response as f64 / width);
         columns.dropped.push(point.dropped as f64 / width);
         columns.iterations.push(point.iterations as f64 / width);
         let sent = point.requests > 0;

@@ -36,7 +36,7 @@ const CHARTS: [(&str, &str); 5] = [
     ("latency", "Request duration per interval: p50, p95, p99"),
     (
         "errors",
-        "Failed requests and dropped iterations per second",
+        "Errors per second: failed requests, 4xx and 5xx responses, no response, dropped iterations",
     ),
     (
         "saturation",
@@ -322,11 +322,30 @@ fn latency_caption(series: &Series) -> String {
 }
 
 fn errors_caption(series: &Series) -> String {
+    let total = |column: &[f64], widths: &[f64]| -> f64 {
+        column
+            .iter()
+            .zip(widths)
+            .map(|(rate, width)| rate * width)
+            .sum()
+    };
+    let widths: Vec<f64> = series
+        .t
+        .iter()
+        .scan(0.0, |previous, t| {
+            let width = t - *previous;
+            *previous = *t;
+            Some(width)
+        })
+        .collect();
     let (failed, _) = extent(&series.failed);
     let (dropped, _) = extent(&series.dropped);
     format!(
-        "Failed requests up to {}/s; dropped iterations up to {}/s.",
+        "Failed requests up to {}/s; in all {} 4xx, {} 5xx and {} with no response; dropped iterations up to {}/s.",
         readable(failed),
+        readable(total(&series.client_errors, &widths)),
+        readable(total(&series.server_errors, &widths)),
+        readable(total(&series.no_response, &widths)),
         readable(dropped)
     )
 }

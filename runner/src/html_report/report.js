@@ -13,7 +13,8 @@
   window.addEventListener("error", function (event) { fail(String(event.message)); });
 
   var palette = { vus: "#7c3aed", rps: "#2563eb", p50: "#16a34a", p95: "#d97706", p99: "#dc2626",
-                  failed: "#dc2626", dropped: "#7c3aed", dist: "#2563eb", iterations: "#0d9488" };
+                  failed: "#dc2626", dropped: "#7c3aed", dist: "#2563eb", iterations: "#0d9488",
+                  client: "#ca8a04", server: "#9333ea", none: "#475569" };
   var seconds = { label: "seconds since start" };
 
   // What the executors planned: dashed, behind what was achieved.
@@ -74,8 +75,12 @@
     errors: {
       options: { scales: { x: { time: false } }, axes: [seconds, { label: "per second" }],
         series: [{ label: "s" }, line("failed requests/s", palette.failed),
-                 line("dropped iterations/s", palette.dropped)] },
-      columns: function (d) { return [d.series.t, d.series.failed, d.series.dropped]; }
+                 line("4xx/s", palette.client), line("5xx/s", palette.server),
+                 line("no response/s", palette.none), line("dropped iterations/s", palette.dropped)] },
+      columns: function (d) {
+        return [d.series.t, d.series.failed, d.series.clientErrors, d.series.serverErrors,
+                d.series.noResponse, d.series.dropped];
+      }
     },
     saturation: {
       options: { scales: { x: { time: false } },

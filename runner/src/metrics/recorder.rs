@@ -31,6 +31,12 @@ pub struct Interval {
     pub iterations: u64,
     /// Dropped iterations.
     pub dropped: u64,
+    /// Responses with a 4xx status.
+    pub client_errors: u64,
+    /// Responses with a 5xx status.
+    pub server_errors: u64,
+    /// Requests with no response (status 0: refused, reset, timed out, …).
+    pub no_response: u64,
     /// `http_req_duration` of the interval.
     pub duration: Trend,
 }
@@ -41,12 +47,18 @@ impl Interval {
         self.failed = 0;
         self.iterations = 0;
         self.dropped = 0;
+        self.client_errors = 0;
+        self.server_errors = 0;
+        self.no_response = 0;
         self.duration.reset();
     }
 
     fn merge(&mut self, other: &Interval) {
         self.requests += other.requests;
         self.failed += other.failed;
+        self.client_errors += other.client_errors;
+        self.server_errors += other.server_errors;
+        self.no_response += other.no_response;
         self.iterations += other.iterations;
         self.dropped += other.dropped;
         self.duration.merge(&other.duration);
@@ -319,6 +331,12 @@ impl Recorder {
             });
             local.interval.requests += 1;
             local.interval.failed += u64::from(figures.failed);
+            match tags.status {
+                Some(0) => local.interval.no_response += 1,
+                Some(400..=499) => local.interval.client_errors += 1,
+                Some(500..=599) => local.interval.server_errors += 1,
+                _ => {}
+            }
             local.interval.duration.record(figures.duration);
         });
     }

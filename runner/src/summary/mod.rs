@@ -42,6 +42,15 @@ pub struct SecondPoint {
     pub p95_ms: f64,
     /// p99 of the interval, ms.
     pub p99_ms: f64,
+    /// Responses with a 4xx status in the interval.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub client_errors: u64,
+    /// Responses with a 5xx status.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub server_errors: u64,
+    /// Requests with no response (refused, reset, timed out, …).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub no_response: u64,
     /// Looping VUs the executors plan at the end of the interval, test-wide.
     #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub planned_vus: u64,
