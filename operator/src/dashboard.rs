@@ -14,7 +14,7 @@ use maud::{DOCTYPE, html};
 use stampede_runner::dashboard::http::{
     Body, Update, UpdateSource, event_stream, html as html_response, plain,
 };
-use stampede_runner::html_report::{ReportData, live_update_of, render_live_of};
+use stampede_runner::html_report::{ReportData, live_update, render_live_html};
 use stampede_runner::summary::format_ms;
 
 use crate::decide::View;
@@ -51,7 +51,7 @@ impl Dashboards {
         let data = ReportData::of(&view.summary);
         let entry = Entry {
             update: Update {
-                json: Arc::new(live_update_of(&data, view.done)),
+                json: Arc::new(live_update(&data, view.done)),
                 done: view.done,
             },
             data: Arc::new(data),
@@ -107,7 +107,7 @@ impl Dashboards {
             ["loadtests", namespace, name] => {
                 let key = (namespace.to_string(), name.to_string());
                 match self.get(&key) {
-                    Some((data, _)) => html_response(render_live_of(
+                    Some((data, _)) => html_response(render_live_html(
                         &data,
                         &format!("/loadtests/{namespace}/{name}/events"),
                     )),

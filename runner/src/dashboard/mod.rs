@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use self::http::{Update, UpdateSource, event_stream, html, plain};
 use crate::engine::{LiveSummary, RunWatcher};
-use crate::html_report::{live_update, render_live_html};
+use crate::html_report::{ReportData, live_update, render_live_html};
 use crate::summary::Summary;
 
 /// Where k6's dashboard listens by default.
@@ -56,7 +56,7 @@ impl UpdateSource for RunSource {
                 done: true,
             },
             None => Update {
-                json: Arc::new(live_update(&self.live.now(), false)),
+                json: Arc::new(live_update(&ReportData::of(&self.live.now()), false)),
                 done: false,
             },
         })
@@ -122,7 +122,10 @@ impl Dashboard {
                 return plain(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
             }
             match request.uri().path() {
-                "/" => html(render_live_html(&for_requests.live.now(), EVENTS)),
+                "/" => html(render_live_html(
+                    &ReportData::of(&for_requests.live.now()),
+                    EVENTS,
+                )),
                 EVENTS => {
                     let source: Arc<dyn UpdateSource> = for_requests.clone();
                     event_stream(source, period)
@@ -148,7 +151,9 @@ impl Dashboard {
 impl RunWatcher for Dashboard {
     async fn finish(self, summary: &Summary) {
         let source = &self.source;
-        let _ = source.finished.set(Arc::new(live_update(summary, true)));
+        let _ = source
+            .finished
+            .set(Arc::new(live_update(&ReportData::of(summary), true)));
         // Open pages get the final report (at their next period) before the run's runtime,
         // and this server, end.
         let mut streams = source.streams.subscribe();

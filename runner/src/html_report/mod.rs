@@ -8,7 +8,7 @@
 mod model;
 mod page;
 
-pub use page::{live_update as live_update_of, render_live as render_live_of};
+pub use page::{live_update, render_live as render_live_html};
 
 pub use model::{
     CheckLine, FleetView, Headline, Quantile, ReportData, RunnerLine, Series, StepLine,
@@ -20,15 +20,4 @@ use crate::summary::Summary;
 /// The report page of `summary`.
 pub fn render_html(summary: &Summary) -> String {
     page::render(&ReportData::of(summary))
-}
-
-/// The live dashboard's page for the run so far, reading updates from `events`.
-pub fn render_live_html(summary: &Summary, events: &str) -> String {
-    page::render_live(&ReportData::of(summary), events)
-}
-
-/// One live update of the dashboard (JSON without `<`, `>` or `&`): the charts' data and the
-/// page's text parts; `done` for the final one.
-pub fn live_update(summary: &Summary, done: bool) -> String {
-    page::live_update(&ReportData::of(summary), done)
 }

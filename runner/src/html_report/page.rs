@@ -99,8 +99,9 @@ fn page(data: &ReportData, events: Option<&str>) -> String {
     page.into_string()
 }
 
-/// One live update: the data for the charts, and the text parts of the page rendered again
-/// (escaped as the page is), by element id.
+/// One live update of the dashboard (JSON without `<`, `>` or `&`): the data for the charts,
+/// and the text parts of the page rendered again (escaped as the page is), by element id;
+/// `done` for the final one.
 pub fn live_update(data: &ReportData, done: bool) -> String {
     let sections = serde_json::json!({
         "header": header(data, !done).into_string(),
