@@ -93,6 +93,12 @@ pub struct Headline {
     pub error_rate: f64,
     /// Most VUs active at once.
     pub vus_max: f64,
+    /// Responses with a 4xx status.
+    pub client_errors: u64,
+    /// Responses with a 5xx status.
+    pub server_errors: u64,
+    /// Requests with no response.
+    pub no_response: u64,
 }
 
 /// A threshold's verdict with the numbers behind it.
@@ -275,6 +281,10 @@ fn headline(summary: &Summary) -> Headline {
         p99_ms: duration.map_or(0.0, |t| t.percentile(99.0)),
         error_rate: metrics.rate(Metric::HttpReqFailed.name()).unwrap_or(0.0),
         vus_max,
+        // The series holds every request, its last partial second included.
+        client_errors: summary.series.iter().map(|p| p.client_errors).sum(),
+        server_errors: summary.series.iter().map(|p| p.server_errors).sum(),
+        no_response: summary.series.iter().map(|p| p.no_response).sum(),
     }
 }
 

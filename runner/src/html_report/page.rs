@@ -157,7 +157,7 @@ fn caption(id: &str, data: &ReportData) -> String {
     match id {
         "load" => load_caption(&data.series),
         "latency" => latency_caption(&data.series),
-        "errors" => errors_caption(&data.series),
+        "errors" => errors_caption(data),
         "saturation" => saturation_caption(&data.series),
         _ => distribution_caption(data),
     }
@@ -322,31 +322,16 @@ fn latency_caption(series: &Series) -> String {
     )
 }
 
-fn errors_caption(series: &Series) -> String {
-    let total = |column: &[f64], widths: &[f64]| -> f64 {
-        column
-            .iter()
-            .zip(widths)
-            .map(|(rate, width)| rate * width)
-            .sum()
-    };
-    let widths: Vec<f64> = series
-        .t
-        .iter()
-        .scan(0.0, |previous, t| {
-            let width = t - *previous;
-            *previous = *t;
-            Some(width)
-        })
-        .collect();
-    let (failed, _) = extent(&series.failed);
-    let (dropped, _) = extent(&series.dropped);
+fn errors_caption(data: &ReportData) -> String {
+    let (failed, _) = extent(&data.series.failed);
+    let (dropped, _) = extent(&data.series.dropped);
+    let h = &data.headline;
     format!(
         "Failed requests up to {}/s; in all {} 4xx, {} 5xx and {} with no response; dropped iterations up to {}/s.",
         readable(failed),
-        readable(total(&series.client_errors, &widths)),
-        readable(total(&series.server_errors, &widths)),
-        readable(total(&series.no_response, &widths)),
+        h.client_errors,
+        h.server_errors,
+        h.no_response,
         readable(dropped)
     )
 }
@@ -493,6 +478,9 @@ mod tests {
                 p99_ms: 0.0,
                 error_rate: 0.0,
                 vus_max: 0.0,
+                client_errors: 0,
+                server_errors: 0,
+                no_response: 0,
             },
             thresholds: Vec::new(),
             series: Series::default(),
