@@ -162,3 +162,30 @@ pub fn assert_renders(page: &Path) -> Value {
     let json = &json[json.find('>').unwrap() + 1..json.find("</script>").unwrap()];
     serde_json::from_str(json).expect("the embedded data is JSON")
 }
+
+/// Checks a live dashboard page after its scripts ran: every chart drawn, no script error,
+/// and at least one update taken from its event stream.
+pub fn assert_live_page(dom: &str) {
+    assert!(dom.contains("data-charts=\"done\""), "{dom}");
+    assert!(!dom.contains("data-errors="), "{dom}");
+    assert!(dom.contains("data-updates=\""), "the page took no update");
+    for chart in CHARTS {
+        assert!(dom.contains(&format!("id=\"chart-{chart}\"")), "{chart}");
+    }
+}
+
+/// Reads the final event, checks its header says `verdict` and that the stream ends after it;
+/// returns its data.
+pub fn assert_final_event(events: &mut impl std::io::BufRead, verdict: &str) -> Value {
+    let done = next_event(events, "final");
+    assert_eq!(done["done"], true);
+    let header = done["sections"]["header"].as_str().unwrap_or_default();
+    assert!(header.contains(verdict), "{header}");
+    let mut rest = String::new();
+    let _ = events.read_to_string(&mut rest);
+    assert!(
+        !rest.contains("event:"),
+        "events after the final one: {rest}"
+    );
+    done
+}

@@ -113,22 +113,20 @@ impl OperatorProcess {
 
     /// The address of its /metrics, /healthz and /readyz, from its log (it binds a free port).
     pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
-        // The latest start's line: a restarted operator binds a new port.
-        self.log()
-            .lines()
-            .rev()
-            .filter(|line| line.contains("serving /metrics"))
-            .filter_map(|line| line.split("addr=").nth(1))
-            .filter_map(|rest| rest.split_whitespace().next())
-            .find_map(|addr| addr.parse().ok())
+        self.logged_addr("serving /metrics")
     }
 
     /// The address of its fleet dashboard, from its log (it binds a free port).
     pub fn dashboard_addr(&self) -> Option<std::net::SocketAddr> {
+        self.logged_addr("serving the fleet dashboard")
+    }
+
+    /// The `addr=` of the latest log line saying `what`: a restarted operator binds a new port.
+    fn logged_addr(&self, what: &str) -> Option<std::net::SocketAddr> {
         self.log()
             .lines()
             .rev()
-            .filter(|line| line.contains("serving the fleet dashboard"))
+            .filter(|line| line.contains(what))
             .filter_map(|line| line.split("addr=").nth(1))
             .filter_map(|rest| rest.split_whitespace().next())
             .find_map(|addr| addr.parse().ok())

@@ -2,11 +2,11 @@
 //! would forward): the list of LoadTests, a running one's live page with values that change
 //! between two updates, drawn in headless Chromium, and its final report when the run ends.
 
-use std::io::Read;
-
 use serde_json::json;
 use stampede_crds::status::Phase;
-use stampede_tests::browser::{next_event, open_events, rendered_dom_at};
+use stampede_tests::browser::{
+    assert_final_event, assert_live_page, next_event, open_events, rendered_dom_at,
+};
 use stampede_tests::world::{World, phase, steady};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,25 +57,10 @@ async fn the_fleet_dashboard_shows_a_running_loadtest_live_and_then_its_final_re
 
     // The page draws every chart and takes updates.
     let dom = rendered_dom_at(&format!("http://{addr}/loadtests/{ns}/live"));
-    assert!(dom.contains("data-charts=\"done\""), "{dom}");
-    assert!(!dom.contains("data-errors="), "{dom}");
-    assert!(dom.contains("data-updates=\""), "the page took no update");
+    assert_live_page(&dom);
 
     // The end: the final report (the verdict the status has), then the stream ends.
-    let done = next_event(&mut events, "final");
-    assert_eq!(done["done"], true);
-    assert!(
-        done["sections"]["header"]
-            .as_str()
-            .unwrap()
-            .contains("PASSED")
-    );
-    let mut rest = String::new();
-    let _ = events.read_to_string(&mut rest);
-    assert!(
-        !rest.contains("event:"),
-        "events after the final one: {rest}"
-    );
+    let done = assert_final_event(&mut events, "PASSED");
     let status = world.get("live").await.status.unwrap();
     assert_eq!(phase(&status), Phase::Succeeded);
     assert_eq!(

@@ -5,7 +5,8 @@
 
 use serde_json::Value;
 use stampede_tests::browser::{
-    assert_renders, next_event, open_events, rendered_dom, rendered_dom_at, screenshot,
+    assert_final_event, assert_live_page, assert_renders, next_event, open_events, rendered_dom,
+    rendered_dom_at, screenshot,
 };
 use stampede_tests::demo_target::DemoTarget;
 use stampede_tests::stampede;
@@ -153,7 +154,7 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_dashboard_updates_while_the_run_goes_and_ends_on_the_final_report() {
-    use std::io::{BufRead, BufReader, Read};
+    use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
 
     let demo = DemoTarget::in_process().await;
@@ -223,28 +224,10 @@ spec:
     // The page, opened while the run goes, draws every chart and takes updates.
     let dom = rendered_dom_at(&format!("http://{addr}/"));
     assert!(dom.contains("data-live=\"/events\""), "{dom}");
-    assert!(dom.contains("data-charts=\"done\""), "{dom}");
-    assert!(!dom.contains("data-errors="), "{dom}");
-    assert!(dom.contains("data-updates=\""), "the page took no update");
-    for chart in stampede_tests::browser::CHARTS {
-        assert!(dom.contains(&format!("id=\"chart-{chart}\"")), "{chart}");
-    }
+    assert_live_page(&dom);
 
     // At the end: the final report, then the stream ends; the run exits on its own.
-    let done = next_event(&mut events, "final");
-    assert_eq!(done["done"], true);
-    assert!(
-        done["sections"]["header"]
-            .as_str()
-            .unwrap()
-            .contains("PASSED")
-    );
-    let mut rest = String::new();
-    let _ = events.read_to_string(&mut rest);
-    assert!(
-        !rest.contains("event:"),
-        "events after the final one: {rest}"
-    );
+    let done = assert_final_event(&mut events, "PASSED");
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
     let summary: Value = serde_json::from_str(&std::fs::read_to_string(&export).unwrap()).unwrap();
