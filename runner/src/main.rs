@@ -67,15 +67,8 @@ enum Command {
         /// Also write the summary as JSON to this file.
         #[arg(long, value_name = "FILE")]
         summary_export: Option<PathBuf>,
-        /// Also write the HTML report (one file that opens offline) to this file.
-        #[arg(long, value_name = "FILE")]
-        report: Option<PathBuf>,
-        /// Serve the live dashboard while the demo runs (see `stampede run --dashboard`).
-        #[arg(long)]
-        dashboard: bool,
-        /// Where the dashboard listens.
-        #[arg(long, value_name = "ADDR", default_value = stampede_runner::dashboard::DEFAULT_ADDR)]
-        dashboard_addr: std::net::SocketAddr,
+        #[command(flatten)]
+        see: SeeArgs,
         /// Multiply the demo's durations and stages by this factor (0.2 runs it in ~6 s).
         #[arg(long, default_value_t = 1.0, value_name = "FACTOR")]
         duration_scale: f64,
@@ -133,16 +126,9 @@ enum SummaryMode {
     Full,
 }
 
-#[derive(Debug, clap::Args)]
-struct RunArgs {
-    /// The manifest (the first LoadTest in it runs).
-    file: PathBuf,
-    /// Set an environment variable for templates (`${env.NAME}`), overriding spec.env.
-    #[arg(short = 'e', long = "env", value_name = "NAME=VALUE")]
-    env: Vec<String>,
-    /// Write the summary as JSON to this file (schema: runner/summary.schema.json).
-    #[arg(long, value_name = "FILE")]
-    summary_export: Option<PathBuf>,
+/// How a person sees a local run (`run` and `demo`): the HTML report and the live dashboard.
+#[derive(Debug, Clone, clap::Args)]
+struct SeeArgs {
     /// Write the HTML report (one file that opens offline: verdict, thresholds, charts, steps,
     /// checks) to this file.
     #[arg(long, value_name = "FILE")]
@@ -154,6 +140,27 @@ struct RunArgs {
     /// Where the dashboard listens (port 0: any free port, printed at the start).
     #[arg(long, value_name = "ADDR", default_value = stampede_runner::dashboard::DEFAULT_ADDR)]
     dashboard_addr: std::net::SocketAddr,
+}
+
+impl SeeArgs {
+    /// The live dashboard's address, when it is on.
+    fn dashboard(&self) -> Option<std::net::SocketAddr> {
+        self.dashboard.then_some(self.dashboard_addr)
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// The manifest (the first LoadTest in it runs).
+    file: PathBuf,
+    /// Set an environment variable for templates (`${env.NAME}`), overriding spec.env.
+    #[arg(short = 'e', long = "env", value_name = "NAME=VALUE")]
+    env: Vec<String>,
+    /// Write the summary as JSON to this file (schema: runner/summary.schema.json).
+    #[arg(long, value_name = "FILE")]
+    summary_export: Option<PathBuf>,
+    #[command(flatten)]
+    see: SeeArgs,
     /// Summary details.
     #[arg(long, value_enum, default_value_t = SummaryMode::Compact)]
     summary_mode: SummaryMode,
@@ -225,16 +232,14 @@ fn execute(command: Command, out: &mut impl Write) -> Result<Outcome, CommandErr
         Command::Demo {
             summary_mode,
             summary_export,
-            report,
-            dashboard,
-            dashboard_addr,
+            see,
             duration_scale,
         } => cli::run::demo(
             &Settings {
                 full_summary: summary_mode == SummaryMode::Full,
                 summary_export,
-                html_report: report,
-                dashboard: dashboard.then_some(dashboard_addr),
+                dashboard: see.dashboard(),
+                html_report: see.report,
                 duration_scale,
                 ..Settings::default()
             },
@@ -286,8 +291,8 @@ impl From<&RunArgs> for Settings {
         Settings {
             env: args.env.clone(),
             summary_export: args.summary_export.clone(),
-            html_report: args.report.clone(),
-            dashboard: args.dashboard.then_some(args.dashboard_addr),
+            html_report: args.see.report.clone(),
+            dashboard: args.see.dashboard(),
             full_summary: args.summary_mode == SummaryMode::Full,
             duration_scale: args.duration_scale,
             execution_segment: args.execution_segment.clone(),
