@@ -25,7 +25,9 @@ use stampede_runner::cluster::{
 };
 use stampede_runner::engine::{PreparedRun, RunOptions};
 use stampede_runner::html_report::render_html;
+use stampede_runner::metrics::errors::{ErrorRow, MAX_ERROR_ROWS};
 use stampede_runner::metrics::recorder::{HttpFigures, flush_current_thread};
+use stampede_runner::metrics::sketch::LatencySketch;
 use stampede_runner::metrics::{Metric, Registry, SampleTags, Shards, Snapshot};
 use stampede_runner::summary::SecondPoint;
 
@@ -409,9 +411,13 @@ fn soak_series(seed: u64) -> Vec<SecondPoint> {
     let mut rng = Rng(seed);
     let seconds: Vec<SecondPoint> = (1..=SOAK_SECONDS)
         .map(|second| {
-            let p50 = 60.0 + 40.0 * rng.unit();
+            let median = 60.0 + 40.0 * rng.unit();
             let requests = 40 + rng.next() % 30;
             let failed = u64::from(rng.unit() < 0.3);
+            let latency =
+                LatencySketch::from_values((0..requests).map(|_| (rng.latency(median), 1)))
+                    .expect("requests");
+            let at = latency.percentiles();
             SecondPoint {
                 t: second as f64 + rng.unit() * 0.003,
                 vus: 15 + rng.next() % 15,
@@ -422,12 +428,14 @@ fn soak_series(seed: u64) -> Vec<SecondPoint> {
                 no_response: 0,
                 iterations: requests / 4,
                 dropped: u64::from(rng.unit() < 0.01),
-                p50_ms: (p50 * 1000.0).round() / 1000.0,
-                p95_ms: (p50 * (3.0 + rng.unit()) * 1000.0).round() / 1000.0,
-                p99_ms: (p50 * (8.0 + 20.0 * rng.unit()) * 1000.0).round() / 1000.0,
+                p50_ms: at.p50,
+                p90_ms: at.p90,
+                p95_ms: at.p95,
+                p99_ms: at.p99,
                 // A soak plans 30 VUs looping and a 14.5/s arrival rate beside them.
                 planned_vus: 30,
                 planned_rate: 14.5,
+                latency: Some(latency),
             }
         })
         .collect();
@@ -552,6 +560,18 @@ fn a_100_runner_soak_keeps_the_loadtest_and_every_report_within_budget() {
             steps: names.steps.clone(),
             checks: names.checks.clone(),
             errors: 1000 + runner,
+            // The error table at its bound, every sample message at its longest.
+            top_errors: (0..MAX_ERROR_ROWS as u32)
+                .map(|kind| ErrorRow {
+                    code: Some(1400 + kind),
+                    place: format!("step-{kind}"),
+                    count: 50 + u64::from(kind),
+                    message: format!(
+                        "GET /v1/orders/${{id}} (to shop.shop.svc:8080): {}",
+                        "x".repeat(260)
+                    ),
+                })
+                .collect(),
             aborted: None,
         };
         json_reports.push(report.to_json());

@@ -28,19 +28,8 @@ fn parse_time(text: &str) -> k8s_openapi::jiff::Timestamp {
     text.parse().unwrap()
 }
 
-/// The p95 of every sample the runners recorded (their histograms' values pooled), by
-/// nearest rank.
-fn pooled_p95(reports: &[RunnerReport]) -> f64 {
-    let mut samples: Vec<(f64, u64)> = reports
-        .iter()
-        .filter_map(|r| {
-            r.metrics
-                .as_ref()?
-                .trend("http_req_duration")
-                .map(|t| t.recorded())
-        })
-        .flatten()
-        .collect();
+/// The nearest-rank p95 of values with their counts.
+fn nearest_rank_p95(mut samples: Vec<(f64, u64)>) -> f64 {
     samples.sort_by(|a, b| a.0.total_cmp(&b.0));
     let total: u64 = samples.iter().map(|s| s.1).sum();
     let rank = ((0.95 * total as f64).ceil() as u64).max(1);
@@ -52,6 +41,33 @@ fn pooled_p95(reports: &[RunnerReport]) -> f64 {
         }
     }
     0.0
+}
+
+/// The p95 of every sample the runners recorded (their histograms' values pooled).
+fn pooled_p95(reports: &[RunnerReport]) -> f64 {
+    nearest_rank_p95(
+        reports
+            .iter()
+            .filter_map(|r| {
+                r.metrics
+                    .as_ref()?
+                    .trend("http_req_duration")
+                    .map(|t| t.recorded())
+            })
+            .flatten()
+            .collect(),
+    )
+}
+
+/// The p95 of point `index` of the series, from every runner's samples of that interval
+/// (their latency sketches' values pooled); none when no runner sent a request then.
+fn pooled_point_p95(reports: &[RunnerReport], index: usize) -> Option<f64> {
+    let samples: Vec<(f64, u64)> = reports
+        .iter()
+        .filter_map(|r| r.series.get(index)?.latency.as_ref())
+        .flat_map(|sketch| sketch.values())
+        .collect();
+    (!samples.is_empty()).then(|| nearest_rank_p95(samples))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,6 +140,33 @@ async fn a_three_runner_spike_starts_together_and_merges_exactly() {
         serde_json::from_str(&result["result.json"]).unwrap();
     assert_eq!(merged.metrics.count("http_reqs") as i64, summary.http_reqs);
     assert!(!merged.series.is_empty());
+    // The report's per-interval p95 is that of every runner's samples of the interval, not
+    // the largest runner's.
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("spike.html");
+    std::fs::write(&page, &result["report.html"]).unwrap();
+    let data = assert_renders(&page);
+    let shown: Vec<Option<f64>> = serde_json::from_value(data["series"]["p95"].clone()).unwrap();
+    assert_eq!(shown.len(), merged.series.len());
+    let mut above_pooled = 0;
+    for (index, shown) in shown.iter().enumerate() {
+        let pooled = pooled_point_p95(&reports, index);
+        assert_eq!(
+            shown.map(|v| (v * 1e6).round()),
+            pooled.map(|v| (v * 1e6).round()),
+            "interval {index}: the report shows p95 {shown:?}, every sample's is {pooled:?}"
+        );
+        let largest = reports
+            .iter()
+            .filter_map(|r| r.series.get(index).filter(|p| p.requests > 0))
+            .map(|p| p.p95_ms)
+            .fold(0.0, f64::max);
+        above_pooled += usize::from(pooled.is_some_and(|p| largest > p * 1.01));
+    }
+    eprintln!(
+        "{} intervals: the largest runner's p95 was over the fleet's in {above_pooled}",
+        shown.len()
+    );
     // The operator's Events (written as events.k8s.io/v1) are what `kubectl describe` shows.
     let described =
         world

@@ -140,8 +140,32 @@ spec:
         .filter_map(Value::as_f64)
         .sum();
     assert!(failed_per_second > 0.0);
+    // The top errors: each kind with its k6 code, its step, its count and a sample message.
+    let errors = data["errors"].as_array().expect("the error table");
+    let kind = |code: u64| {
+        errors
+            .iter()
+            .find(|e| e["code"] == code)
+            .unwrap_or_else(|| panic!("no error {code}: {errors:?}"))
+    };
+    assert_eq!(kind(1503)["place"], "missing");
+    assert_eq!(kind(1503)["count"], 120);
+    assert_eq!(kind(1503)["meaning"], "HTTP 503 Service Unavailable");
+    assert_eq!(kind(1212)["place"], "refused");
+    assert_eq!(kind(1212)["count"], 120);
+    assert!(
+        kind(1212)["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("GET http://127.0.0.1:1/ (to 127.0.0.1:1): "),
+        "{errors:?}"
+    );
 
     let dom = rendered_dom(&page);
+    assert!(
+        dom.contains("<td>connection refused</td>"),
+        "no error table"
+    );
     assert!(dom.contains("<strong>FAILED</strong>"));
     assert!(dom.contains("1 of 2 thresholds held"));
     assert!(

@@ -510,6 +510,7 @@ async fn prepare_and_run(
         metrics: Some(summary.metrics),
         series: downsample(&summary.series, width),
         errors: outcome.errors,
+        top_errors: summary.errors,
         aborted: summary.aborted,
         ..running
     };
@@ -778,6 +779,7 @@ fn live_report(running: &RunnerReport, live: &LiveView, width: usize) -> RunnerR
         vus_max: live.vus_max(),
         metrics: Some(live.snapshot()),
         series: downsample(&live.series(), width),
+        top_errors: live.errors(),
         ..running.clone()
     }
 }

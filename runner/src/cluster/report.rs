@@ -14,6 +14,8 @@ use stampede_crds::model::summary::TrendColumn;
 use super::sealed::SealedSetup;
 use crate::metrics::Metric;
 use crate::metrics::Snapshot;
+use crate::metrics::errors::{ErrorRow, merge_rows};
+use crate::metrics::sketch::LatencySketch;
 use crate::summary::{Fleet, RunnerShare, SecondPoint, Summary};
 
 /// The ConfigMap key a report is stored under.
@@ -90,6 +92,9 @@ pub struct RunnerReport {
     /// Request and iteration errors seen.
     #[serde(default)]
     pub errors: u64,
+    /// The errors by kind, with a sample message each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top_errors: Vec<ErrorRow>,
     /// Why it stopped early, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aborted: Option<String>,
@@ -141,68 +146,82 @@ pub fn series_width(planned_seconds: f64) -> usize {
 }
 
 /// Merges each run of `width` consecutive seconds into one point: counts add, VUs (active and
-/// planned), the planned rate and percentiles keep the larger value (an upper bound), time is
-/// the later end.
+/// planned) and the planned rate keep the larger value, time is the later end, and the
+/// percentiles are those of the merged latency sketches.
 pub fn downsample(series: &[SecondPoint], width: usize) -> Vec<SecondPoint> {
     series
         .chunks(width.max(1))
-        .map(|chunk| {
-            chunk
-                .iter()
-                .skip(1)
-                .fold(chunk[0].clone(), |merged, point| {
-                    merge_point(&merged, point)
-                })
+        .map(|chunk| match chunk {
+            [one] => one.clone(),
+            _ => merge_points(chunk.iter(), Combine::Seconds),
         })
         .collect()
 }
 
-fn merge_point(a: &SecondPoint, b: &SecondPoint) -> SecondPoint {
-    SecondPoint {
-        t: a.t.max(b.t),
-        vus: a.vus.max(b.vus),
-        requests: a.requests + b.requests,
-        failed: a.failed + b.failed,
-        client_errors: a.client_errors + b.client_errors,
-        server_errors: a.server_errors + b.server_errors,
-        no_response: a.no_response + b.no_response,
-        iterations: a.iterations + b.iterations,
-        dropped: a.dropped + b.dropped,
-        p50_ms: a.p50_ms.max(b.p50_ms),
-        p95_ms: a.p95_ms.max(b.p95_ms),
-        p99_ms: a.p99_ms.max(b.p99_ms),
-        planned_vus: a.planned_vus.max(b.planned_vus),
-        planned_rate: a.planned_rate.max(b.planned_rate),
-    }
+/// What the points being merged are: adjacent seconds of one runner, or the same second of
+/// several runners.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Combine {
+    Seconds,
+    Runners,
 }
 
-/// Merges the runners' series second by second (they all started at the same instant):
-/// counts and VUs add; a second's percentiles are the largest runner's (an upper bound — the
-/// exact fleet-wide percentiles are in the merged metrics).
+/// Merges points into one. Percentiles come from the merged latency sketches, so they are
+/// those of every sample within the sketch's 1 %; when a point that sent requests has no
+/// sketch (a report from before sketches), they fall back to the largest point's (an upper
+/// bound). VUs add across runners and keep the largest across seconds; the planned load is
+/// test-wide, so it keeps the largest either way.
+fn merge_points<'a>(
+    points: impl Iterator<Item = &'a SecondPoint> + Clone,
+    combine: Combine,
+) -> SecondPoint {
+    let mut merged = SecondPoint::default();
+    for p in points.clone() {
+        merged.t = merged.t.max(p.t);
+        merged.vus = match combine {
+            Combine::Runners => merged.vus + p.vus,
+            Combine::Seconds => merged.vus.max(p.vus),
+        };
+        merged.requests += p.requests;
+        merged.failed += p.failed;
+        merged.client_errors += p.client_errors;
+        merged.server_errors += p.server_errors;
+        merged.no_response += p.no_response;
+        merged.iterations += p.iterations;
+        merged.dropped += p.dropped;
+        merged.p50_ms = merged.p50_ms.max(p.p50_ms);
+        merged.p90_ms = merged.p90_ms.max(p.p90_ms);
+        merged.p95_ms = merged.p95_ms.max(p.p95_ms);
+        merged.p99_ms = merged.p99_ms.max(p.p99_ms);
+        merged.planned_vus = merged.planned_vus.max(p.planned_vus);
+        merged.planned_rate = merged.planned_rate.max(p.planned_rate);
+    }
+    let every_sketch = points
+        .clone()
+        .all(|p| p.latency.is_some() || p.requests == 0);
+    if every_sketch
+        && let Some((sketch, at)) = LatencySketch::merge(points.filter_map(|p| p.latency.as_ref()))
+    {
+        merged.p50_ms = at.p50;
+        merged.p90_ms = at.p90;
+        merged.p95_ms = at.p95;
+        merged.p99_ms = at.p99;
+        merged.latency = Some(sketch);
+    }
+    merged
+}
+
+/// Merges the runners' series second by second (they all started at the same instant).
 fn merge_series(reports: &[&RunnerReport]) -> Vec<SecondPoint> {
     let len = reports.iter().map(|r| r.series.len()).max().unwrap_or(0);
     (0..len)
         .map(|i| {
-            let mut point = SecondPoint::default();
-            for report in reports {
-                if let Some(p) = report.series.get(i) {
-                    point.t = point.t.max(p.t);
-                    point.vus += p.vus;
-                    point.requests += p.requests;
-                    point.failed += p.failed;
-                    point.client_errors += p.client_errors;
-                    point.server_errors += p.server_errors;
-                    point.no_response += p.no_response;
-                    point.iterations += p.iterations;
-                    point.dropped += p.dropped;
-                    point.p50_ms = point.p50_ms.max(p.p50_ms);
-                    point.p95_ms = point.p95_ms.max(p.p95_ms);
-                    point.p99_ms = point.p99_ms.max(p.p99_ms);
-                    // Every runner plans the same test-wide load.
-                    point.planned_vus = point.planned_vus.max(p.planned_vus);
-                    point.planned_rate = point.planned_rate.max(p.planned_rate);
-                }
-            }
+            let mut point = merge_points(
+                reports.iter().filter_map(|r| r.series.get(i)),
+                Combine::Runners,
+            );
+            // The merged result keeps the percentiles, not the sketch.
+            point.latency = None;
             point
         })
         .collect()
@@ -246,6 +265,7 @@ pub fn merge_reports(
         }),
         thresholds: Vec::new(),
         series: merge_series(reports),
+        errors: merge_rows(reports.iter().map(|r| r.top_errors.as_slice())),
         trend_stats: trend_stats.to_vec(),
         steps: first_with(|r| &r.steps),
         checks: first_with(|r| &r.checks),
@@ -385,6 +405,78 @@ mod tests {
         assert_eq!(merged.series[0].vus, 6);
         assert_eq!(merged.series[0].p95_ms, 2.0);
         assert_eq!(merged.steps, vec!["login".to_string()]);
+    }
+
+    /// A point of each runner with its own latencies: the fleet's point has the percentiles
+    /// of every sample (within the sketch's 1 %), in the same second and after downsampling.
+    #[test]
+    fn merged_series_percentiles_are_those_of_every_runners_samples() {
+        let samples = |runner: u64, second: u64| -> Vec<f64> {
+            // Runner 2 is slow and sends few requests: its p95 is far above the fleet's.
+            let (base, n) = if runner == 2 { (90.0, 10) } else { (4.0, 200) };
+            (0..n)
+                .map(|k| base + ((k * 7 + runner * 13 + second * 3) % 50) as f64 * 0.1)
+                .collect()
+        };
+        let point = |runner: u64, second: u64| {
+            let values = samples(runner, second);
+            let sketch = LatencySketch::from_values(values.iter().map(|v| (*v, 1)));
+            let at = sketch
+                .as_ref()
+                .map(LatencySketch::percentiles)
+                .unwrap_or_default();
+            SecondPoint {
+                t: second as f64,
+                requests: values.len() as u64,
+                p50_ms: at.p50,
+                p90_ms: at.p90,
+                p95_ms: at.p95,
+                p99_ms: at.p99,
+                latency: sketch,
+                ..SecondPoint::default()
+            }
+        };
+        let reports: Vec<RunnerReport> = (0..3)
+            .map(|runner| RunnerReport {
+                runner,
+                series: downsample(&(1..=4).map(|s| point(runner, s)).collect::<Vec<_>>(), 2),
+                ..RunnerReport::default()
+            })
+            .collect();
+        let back: Vec<RunnerReport> = reports
+            .iter()
+            .map(|r| RunnerReport::from_json(&r.to_json()).expect("parses"))
+            .collect();
+        let merged = merge_reports("t", &[], &back.iter().collect::<Vec<_>>());
+        assert_eq!(merged.series.len(), 2);
+        for (i, got) in merged.series.iter().enumerate() {
+            let seconds = [2 * i as u64 + 1, 2 * i as u64 + 2];
+            let mut all: Vec<f64> = (0..3)
+                .flat_map(|r| seconds.iter().flat_map(move |s| samples(r, *s)))
+                .collect();
+            all.sort_by(f64::total_cmp);
+            let exact =
+                |percent: f64| all[((percent / 100.0) * all.len() as f64).ceil() as usize - 1];
+            for (percent, value) in [
+                (50.0, got.p50_ms),
+                (90.0, got.p90_ms),
+                (95.0, got.p95_ms),
+                (99.0, got.p99_ms),
+            ] {
+                let want = exact(percent);
+                assert!(
+                    (value - want).abs() <= want * 0.01,
+                    "point {i} p{percent}: {value} vs {want}"
+                );
+            }
+            // The largest runner's p95 (the old upper bound) is the slow runner's.
+            assert!(
+                back[2].series[i].p95_ms > 80.0 && got.p95_ms < 10.0,
+                "{got:?}"
+            );
+            assert_eq!(got.requests, 820);
+            assert!(got.latency.is_none(), "the merged result keeps no sketch");
+        }
     }
 
     #[test]

@@ -66,6 +66,8 @@ impl Drop for CutGuard<'_> {
         self.shared.recorder.http(&self.tags, &figures);
         self.shared.report_error(
             self.tags.scenario.unwrap_or_default(),
+            Some(CUT_BY_HARD_STOP),
+            self.tags.name.unwrap_or_default(),
             &format!(
                 "{}: no response arrived before the hard stop cut the request after {:.1}s (error_code {CUT_BY_HARD_STOP})",
                 self.label,

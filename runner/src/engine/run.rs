@@ -25,7 +25,9 @@ use super::shared::{ScenarioContext, Shared};
 use super::vu::Vu;
 use crate::exit::Exit;
 use crate::http::{ClientConfig, DnsCache, Target, TargetPolicy};
+use crate::metrics::errors::{ErrorLog, ErrorRow};
 use crate::metrics::recorder::{Interval, flush_current_thread};
+use crate::metrics::sketch::LatencySketch;
 use crate::metrics::{Metric, Registry, Shards, Snapshot, Value};
 use crate::schedule::{ExecutionSegment, PlannedLoad, ScenarioPlan, TestPlan};
 use crate::summary::{SecondPoint, Summary};
@@ -308,10 +310,12 @@ fn series_point(at: Duration, vus: u64, interval: &Interval, planned: PlannedLoa
         iterations: interval.iterations,
         dropped: interval.dropped,
         p50_ms: interval.duration.percentile(50.0),
+        p90_ms: interval.duration.percentile(90.0),
         p95_ms: interval.duration.percentile(95.0),
         p99_ms: interval.duration.percentile(99.0),
         planned_vus: planned.vus,
         planned_rate: planned.rate,
+        latency: LatencySketch::from_trend(&interval.duration),
     }
 }
 
@@ -341,6 +345,7 @@ impl LiveSummary {
                 .evaluate(&snapshot, elapsed.as_secs_f64(), false),
             metrics: snapshot,
             series: self.live.series(),
+            errors: self.live.errors(),
             trend_stats: self.trend_stats.clone(),
             steps: self.steps.clone(),
             checks: self.checks.clone(),
@@ -355,6 +360,7 @@ impl LiveSummary {
 #[derive(Debug, Clone)]
 pub struct LiveView {
     shards: Arc<Shards>,
+    error_log: Arc<ErrorLog>,
     series: Arc<std::sync::Mutex<Vec<SecondPoint>>>,
     vus: Arc<AtomicI64>,
     vus_max: Arc<AtomicI64>,
@@ -370,6 +376,11 @@ impl LiveView {
     /// The per-second series so far.
     pub fn series(&self) -> Vec<SecondPoint> {
         self.series.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The errors so far by kind, most frequent first.
+    pub fn errors(&self) -> Vec<ErrorRow> {
+        self.error_log.rows()
     }
 
     /// Active VUs at the last second.
@@ -660,7 +671,8 @@ impl PreparedRun {
             .run_once(&self.shared, &context, &self.teardown, "::teardown")
             .await
         {
-            self.shared.report_error("teardown", &message);
+            self.shared
+                .report_error("teardown", None, "teardown", &message);
         }
     }
 
@@ -679,6 +691,7 @@ impl PreparedRun {
             metrics: snapshot,
             thresholds: results,
             series: self.live.series(),
+            errors: self.live.errors(),
             trend_stats: self.trend_stats,
             steps: self.steps,
             checks: self.checks,
@@ -752,6 +765,7 @@ fn prepare(
         ..ClientConfig::default()
     });
     let min_iteration_duration = compiled.flows.defaults.min_iteration_duration;
+    let error_log = Arc::new(ErrorLog::default());
     let shared = Arc::new(Shared {
         recorder: shards.recorder(),
         env,
@@ -766,6 +780,7 @@ fn prepare(
         min_iteration_duration,
         seed: fastrand::u64(..),
         errors: Default::default(),
+        error_log: Arc::clone(&error_log),
         print_errors: options.print_errors,
     });
     let test_tags: Vec<(String, String)> = spec
@@ -803,6 +818,7 @@ fn prepare(
     }
     let live = LiveView {
         shards: Arc::clone(&shards),
+        error_log,
         series: Arc::default(),
         vus: Arc::default(),
         vus_max: Arc::default(),

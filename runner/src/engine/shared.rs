@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::http::{ClientConfig, Target};
 use crate::metrics::Recorder;
+use crate::metrics::errors::ErrorLog;
 use crate::schedule::ExecutionSegment;
 
 use super::data::Tables;
@@ -44,6 +45,8 @@ pub struct Shared {
     pub seed: u64,
     /// Iteration errors so far.
     pub errors: AtomicU64,
+    /// The errors by kind, with a sample message each.
+    pub error_log: Arc<ErrorLog>,
     /// Print errors (off in tests that expect them).
     pub print_errors: bool,
 }
@@ -57,7 +60,10 @@ impl Shared {
     }
 
     /// Counts an error and prints the first few (an overloaded target must not flood stderr).
-    pub fn report_error(&self, scenario: &str, message: &str) {
+    /// Counts an error of a request (`code`: k6's `error_code`) or an iteration, at `place`
+    /// (a step's name, `iteration`, `teardown`), and prints the first few.
+    pub fn report_error(&self, scenario: &str, code: Option<u32>, place: &str, message: &str) {
+        self.error_log.record(code, place, || message.to_string());
         let count = self.errors.fetch_add(1, Ordering::Relaxed);
         if self.print_errors && count < ERRORS_PRINTED {
             eprintln!("error [{scenario}]: {message}");

@@ -265,7 +265,7 @@ impl Vu {
         {
             Ok(()) => IterationEnd::Completed,
             Err(message) => {
-                shared.report_error(&scenario.name, &message);
+                shared.report_error(&scenario.name, None, "iteration", &message);
                 IterationEnd::Failed(message)
             }
         };
@@ -581,6 +581,23 @@ impl Vu {
                         custom: &custom,
                     };
                     shared.recorder.http(&tags, &figures);
+                    if !expected {
+                        shared.error_log.record(
+                            (status >= 400).then_some(1000 + u32::from(status)),
+                            &request.name,
+                            || {
+                                format!(
+                                    "{}: unexpected status {}",
+                                    RequestLabel {
+                                        method: &method,
+                                        url: &request.url,
+                                        target: &target,
+                                    },
+                                    response.status
+                                )
+                            },
+                        );
+                    }
                     for value in response.headers.get_all(http::header::SET_COOKIE) {
                         if let Ok(text) = value.to_str() {
                             self.cookies
@@ -644,6 +661,8 @@ impl Vu {
                     shared.recorder.http(&tags, &figures);
                     shared.report_error(
                         &scenario.name,
+                        Some(error.error_code()),
+                        &request.name,
                         &format!(
                             "{}: {error}",
                             RequestLabel {

@@ -5,6 +5,7 @@
 use serde::Serialize;
 use stampede_crds::threshold::{Aggregation, Operator, parse_expression};
 
+use crate::metrics::errors::{ErrorRow, code_meaning};
 use crate::metrics::registry::Metric;
 use crate::metrics::registry::canonical_key;
 use crate::metrics::snapshot::{Trend, Value};
@@ -35,6 +36,8 @@ pub struct ReportData {
     pub steps: Vec<StepLine>,
     /// One row per check, in flow order.
     pub checks: Vec<CheckLine>,
+    /// The errors by kind, most frequent first.
+    pub errors: Vec<ErrorLine>,
     /// Which run of which LoadTest, and its runners (a cluster run).
     pub fleet: Option<FleetView>,
 }
@@ -151,6 +154,8 @@ pub struct Series {
     pub iterations: Vec<f64>,
     /// Request duration percentiles of the interval, ms; none (a gap) where it sent no request.
     pub p50: Vec<Option<f64>>,
+    /// p90, ms.
+    pub p90: Vec<Option<f64>>,
     /// p95, ms.
     pub p95: Vec<Option<f64>>,
     /// p99, ms.
@@ -218,8 +223,37 @@ impl ReportData {
             distribution: duration.map(distribution).unwrap_or_default(),
             steps: steps(summary),
             checks: checks(summary),
+            errors: summary.errors.iter().map(error_line).collect(),
             fleet: summary.fleet.as_ref().map(fleet),
         }
+    }
+}
+
+/// One kind of error: its k6 code and what it means, where, how often, a sample message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorLine {
+    /// k6's `error_code` (none for an iteration error).
+    pub code: Option<u32>,
+    /// What the code means.
+    pub meaning: String,
+    /// The step, or `iteration` / `teardown`.
+    pub place: String,
+    /// How often.
+    pub count: u64,
+    /// The first message of its kind.
+    pub message: String,
+}
+
+fn error_line(row: &ErrorRow) -> ErrorLine {
+    ErrorLine {
+        code: row.code,
+        meaning: row
+            .code
+            .map_or_else(|| "iteration error".to_string(), code_meaning),
+        place: row.place.clone(),
+        count: row.count,
+        message: row.message.clone(),
     }
 }
 
@@ -368,6 +402,7 @@ fn series(summary: &Summary) -> Series {
         columns.iterations.push(point.iterations as f64 / width);
         let sent = point.requests > 0;
         columns.p50.push(sent.then_some(point.p50_ms));
+        columns.p90.push(sent.then_some(point.p90_ms));
         columns.p95.push(sent.then_some(point.p95_ms));
         columns.p99.push(sent.then_some(point.p99_ms));
     }
@@ -510,6 +545,7 @@ mod tests {
                 values: Default::default(),
             },
             thresholds: Vec::new(),
+            errors: Vec::new(),
             series: vec![
                 point(2.0, 200, 12.0),
                 point(4.0, 100, 30.0),

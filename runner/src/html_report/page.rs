@@ -33,7 +33,10 @@ const CHARTS: [(&str, &str); 5] = [
         "load",
         "Load: VUs and requests and iterations per second, with what the executors planned (dashed)",
     ),
-    ("latency", "Request duration per interval: p50, p95, p99"),
+    (
+        "latency",
+        "Request duration per interval: p50, p90, p95, p99",
+    ),
     (
         "errors",
         "Errors per second: failed requests, 4xx and 5xx responses, no response, dropped iterations",
@@ -81,13 +84,14 @@ fn page(data: &ReportData, events: Option<&str>) -> String {
                     }
                 }
                 (steps(data))
+                (errors(data))
                 (checks(data))
                 (runners(data))
                 footer {
                     @if events.is_some() {
                         "Stampede's live dashboard: updated every few seconds while the run goes; the last update is the final report."
                     } @else {
-                        "Made by Stampede. Whole-run percentiles come from the merged histograms of every request; in a cluster run, an interval's percentiles are its slowest runner's. This file fetches nothing."
+                        "Made by Stampede. Whole-run percentiles come from the merged histograms of every request; an interval's percentiles are those of its requests on every runner, within 1 %. This file fetches nothing."
                     }
                 }
                 script #report-data type="application/json" { (PreEscaped(embedded_json(data))) }
@@ -108,6 +112,7 @@ pub fn live_update(data: &ReportData, done: bool) -> String {
         "numbers": numbers(data).into_string(),
         "thresholds": thresholds(data).into_string(),
         "steps": steps(data).into_string(),
+        "errors": errors(data).into_string(),
         "checks": checks(data).into_string(),
         "runners": runners(data).into_string(),
     });
@@ -315,8 +320,9 @@ fn latency_caption(series: &Series) -> String {
         return "No per-second data.".into();
     }
     format!(
-        "Highest interval p50 {}, p95 {}, p99 {}.",
+        "Highest interval p50 {}, p90 {}, p95 {}, p99 {}.",
         format_ms(largest(&series.p50)),
+        format_ms(largest(&series.p90)),
         format_ms(largest(&series.p95)),
         format_ms(largest(&series.p99))
     )
@@ -391,6 +397,32 @@ fn steps(data: &ReportData) -> Markup {
                                 td.n { (format_ms(step.p95_ms)) }
                                 td.n { (format_ms(step.p99_ms)) }
                                 td.n { (format_ms(step.max_ms)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn errors(data: &ReportData) -> Markup {
+    html! {
+        section #errors {
+            h2 { "Top errors" }
+            @if data.errors.is_empty() {
+                p { "No request failed and no iteration errored." }
+            } @else {
+                table {
+                    thead { tr { th { "Count" } th { "Code" } th { "Meaning" } th { "Where" } th { "First message" } } }
+                    tbody {
+                        @for error in &data.errors {
+                            tr {
+                                td.n { (readable(error.count as f64)) }
+                                td.n { @if let Some(code) = error.code { (code) } @else { "—" } }
+                                td { (error.meaning) }
+                                td { (error.place) }
+                                td.message { (error.message) }
                             }
                         }
                     }
@@ -487,6 +519,13 @@ mod tests {
             distribution: Vec::new(),
             steps: Vec::new(),
             checks: Vec::new(),
+            errors: vec![super::super::model::ErrorLine {
+                code: Some(1212),
+                meaning: "connection refused".into(),
+                place: name.into(),
+                count: 3,
+                message: format!("GET {name}: refused"),
+            }],
             fleet: None,
         }
     }
@@ -501,6 +540,12 @@ mod tests {
         let page = render(&report_named(name));
         assert!(!page.contains("<script>alert(1)"));
         assert!(page.contains("&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;&amp;"));
+        // An error's message (its URL template is the author's text) is text too.
+        assert!(
+            page.contains("GET &lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;&amp;: refused")
+        );
+        let update = live_update(&report_named(name), false);
+        assert!(!update.contains('<'), "{update}");
     }
 
     #[test]

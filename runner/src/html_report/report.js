@@ -12,7 +12,7 @@
   }
   window.addEventListener("error", function (event) { fail(String(event.message)); });
 
-  var palette = { vus: "#7c3aed", rps: "#2563eb", p50: "#16a34a", p95: "#d97706", p99: "#dc2626",
+  var palette = { vus: "#7c3aed", rps: "#2563eb", p50: "#16a34a", p90: "#0891b2", p95: "#d97706", p99: "#dc2626",
                   failed: "#dc2626", dropped: "#7c3aed", dist: "#2563eb", iterations: "#0d9488",
                   client: "#ca8a04", server: "#9333ea", none: "#475569" };
   var seconds = { label: "seconds since start" };
@@ -68,9 +68,9 @@
     },
     latency: {
       options: { scales: { x: { time: false } }, axes: [seconds, { label: "ms" }],
-        series: [{ label: "s" }, line("p50 ms", palette.p50), line("p95 ms", palette.p95),
+        series: [{ label: "s" }, line("p50 ms", palette.p50), line("p90 ms", palette.p90), line("p95 ms", palette.p95),
                  line("p99 ms", palette.p99)] },
-      columns: function (d) { return [d.series.t, d.series.p50, d.series.p95, d.series.p99]; }
+      columns: function (d) { return [d.series.t, d.series.p50, d.series.p90, d.series.p95, d.series.p99]; }
     },
     errors: {
       options: { scales: { x: { time: false } }, axes: [seconds, { label: "per second" }],

@@ -4,8 +4,8 @@
 use serde_json::{Map, Value as Json, json};
 use stampede_crds::model::summary::{TrendColumn, TrendStat};
 
-use super::Summary;
 use super::format::is_time_key;
+use super::{SecondPoint, Summary};
 use crate::metrics::Value;
 use crate::metrics::registry::canonical_key;
 
@@ -117,6 +117,6 @@ pub fn export_json(summary: &Summary) -> Json {
         "metrics": metrics,
         "checks": checks,
         "steps": steps,
-        "series": summary.series,
+        "series": summary.series.iter().map(SecondPoint::without_latency).collect::<Vec<_>>(),
     })
 }

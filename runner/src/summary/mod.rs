@@ -8,7 +8,9 @@ mod text;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::Snapshot;
+use crate::metrics::errors::ErrorRow;
 use crate::metrics::registry::canonical_key;
+use crate::metrics::sketch::LatencySketch;
 use crate::metrics::snapshot::Trend;
 use crate::thresholds::ThresholdResult;
 use stampede_crds::model::summary::TrendColumn;
@@ -38,6 +40,9 @@ pub struct SecondPoint {
     pub dropped: u64,
     /// Median request duration in the interval, ms.
     pub p50_ms: f64,
+    /// p90 of the interval, ms.
+    #[serde(default)]
+    pub p90_ms: f64,
     /// p95 of the interval, ms.
     pub p95_ms: f64,
     /// p99 of the interval, ms.
@@ -57,6 +62,20 @@ pub struct SecondPoint {
     /// Iterations per second the arrival-rate executors plan then, test-wide.
     #[serde(default, skip_serializing_if = "is_zero_f64")]
     pub planned_rate: f64,
+    /// The interval's request durations, so points merge exactly (across runners, and across
+    /// seconds when a series is downsampled); only runner reports carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencySketch>,
+}
+
+impl SecondPoint {
+    /// The point without its latency sketch (what summaries and results keep).
+    pub fn without_latency(&self) -> SecondPoint {
+        SecondPoint {
+            latency: None,
+            ..self.clone()
+        }
+    }
 }
 
 fn is_zero_u64(value: &u64) -> bool {
@@ -82,6 +101,9 @@ pub struct Summary {
     /// The per-second time series.
     #[serde(default)]
     pub series: Vec<SecondPoint>,
+    /// The errors by kind, most frequent first, each with a sample message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<ErrorRow>,
     /// Trend statistics to print (`summaryTrendStats`).
     pub trend_stats: Vec<TrendColumn>,
     /// Step names in flow order, for the per-step table.
