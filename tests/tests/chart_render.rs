@@ -14,6 +14,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Resource;
@@ -93,6 +94,9 @@ fn check_types(documents: &[serde_yaml_ng::Value]) -> Vec<Json> {
             "Service" => {
                 round_trip::<Service>(object);
             }
+            "Ingress" => {
+                round_trip::<Ingress>(object);
+            }
             "ServiceMonitor" => {
                 assert_eq!(object["apiVersion"], "monitoring.coreos.com/v1");
                 assert!(object["spec"]["endpoints"].is_array(), "{object}");
@@ -131,6 +135,18 @@ const CONFIGURATIONS: &[&[&str]] = &[
         "demoServer.enabled=true",
         "--set",
         "metrics.serviceMonitor.enabled=true",
+    ],
+    &[
+        "--set",
+        "dashboard.ingress.enabled=true",
+        "--set",
+        "dashboard.ingress.className=nginx",
+        "--set",
+        "dashboard.ingress.host=loadtests.example.test",
+        "--set",
+        "dashboard.ingress.tls[0].secretName=loadtests-tls",
+        "--set",
+        "dashboard.ingress.tls[0].hosts[0]=loadtests.example.test",
     ],
 ];
 
@@ -465,5 +481,93 @@ fn the_charts_default_runner_policy_is_the_operators() {
     assert_eq!(
         value("STAMPEDE_MAX_RUNNER_MEMORY"),
         stampede_operator::runner_policy::DEFAULT_MAX_MEMORY
+    );
+}
+
+/// By default the dashboard listens on the pod's loopback only (kubectl port-forward reaches
+/// it); an Ingress, off by default, reaches it through a Service whose port leads to the
+/// container port the operator listens on, on the pod's address.
+#[test]
+fn the_dashboard_stays_on_the_pods_loopback_unless_an_ingress_asks_for_it() {
+    let objects = check_types(&render_chart(&[]));
+    assert_eq!(
+        operator_env(&objects, "STAMPEDE_DASHBOARD_ADDR").as_deref(),
+        Some("127.0.0.1:5665")
+    );
+    assert!(
+        !objects
+            .iter()
+            .any(|o| kind(o) == "Ingress" || name(o).ends_with("-dashboard")),
+        "the default chart exposes the dashboard"
+    );
+
+    let objects = check_types(&render_chart(&[
+        "--set",
+        "dashboard.ingress.enabled=true",
+        "--set",
+        "dashboard.ingress.host=loadtests.example.test",
+        "--set",
+        "dashboard.port=7000",
+    ]));
+    assert_eq!(
+        operator_env(&objects, "STAMPEDE_DASHBOARD_ADDR").as_deref(),
+        Some("0.0.0.0:7000")
+    );
+    let deployment = objects.iter().find(|o| kind(o) == "Deployment").unwrap();
+    let ports = &deployment["spec"]["template"]["spec"]["containers"][0]["ports"];
+    let container_port = ports
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "dashboard")
+        .expect("a dashboard container port");
+    assert_eq!(container_port["containerPort"], 7000);
+    let ingress = objects
+        .iter()
+        .find(|o| kind(o) == "Ingress")
+        .expect("Ingress");
+    let rule = &ingress["spec"]["rules"][0];
+    assert_eq!(rule["host"], "loadtests.example.test");
+    let backend = &rule["http"]["paths"][0]["backend"]["service"];
+    let service = objects
+        .iter()
+        .find(|o| kind(o) == "Service" && name(o) == backend["name"])
+        .unwrap_or_else(|| panic!("no Service {}", backend["name"]));
+    let service_port = service["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == backend["port"]["name"])
+        .expect("the Ingress's port on the Service");
+    assert_eq!(service_port["targetPort"], "dashboard");
+    // The Service selects the operator's pods.
+    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    for (key, value) in service["spec"]["selector"].as_object().unwrap() {
+        assert_eq!(&pod_labels[key], value, "{key}");
+    }
+}
+
+/// A Service in front of several replicas would reach a follower, which drives no run: the
+/// chart refuses it and says what to do instead.
+#[test]
+fn a_dashboard_service_with_more_than_one_replica_is_refused_with_the_fix() {
+    require_helm_sdk();
+    let output = Command::new(python())
+        .arg(repo_root().join("tests/chart/render.py"))
+        .args([
+            "--set",
+            "replicas=2",
+            "--set",
+            "dashboard.ingress.enabled=true",
+        ])
+        .current_dir(repo_root())
+        .output()
+        .expect("run render.py");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("dashboard.service and dashboard.ingress need replicas: 1")
+            && stderr.contains("kubectl port-forward"),
+        "{stderr}"
     );
 }

@@ -73,6 +73,18 @@ app.kubernetes.io/component: demo-server
 {{- if or .Values.leaderElection.enabled (gt (int .Values.replicas) 1) -}}true{{- end -}}
 {{- end -}}
 
+{{/* "true" when the dashboard is reached through a Service (and maybe an Ingress), so it
+listens on the pod's address. Only the leading replica drives runs, so only one replica may
+stand behind the Service. */}}
+{{- define "stampede.dashboardServed" -}}
+{{- if and .Values.dashboard.enabled (or .Values.dashboard.service.enabled .Values.dashboard.ingress.enabled) -}}
+{{- if gt (int .Values.replicas) 1 -}}
+{{- fail "dashboard.service and dashboard.ingress need replicas: 1 (only the leading replica drives runs and has their pages; with more replicas, kubectl port-forward to the Lease holder's pod)" -}}
+{{- end -}}
+true
+{{- end -}}
+{{- end -}}
+
 {{/* Name of the leader Lease. */}}
 {{- define "stampede.leaseName" -}}
 {{- default (include "stampede.fullname" .) .Values.leaderElection.leaseName -}}
