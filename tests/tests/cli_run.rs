@@ -74,3 +74,69 @@ fn sigint_stops_gracefully_prints_the_summary_and_exits_105() {
     assert!(stdout.contains("interrupted by a signal"), "{stdout}");
     assert!(started.elapsed() < Duration::from_secs(40));
 }
+
+/// On a terminal (a pseudo-terminal from util-linux's `script`), each scenario gets a k6-style
+/// bar under the run's line, redrawn in place, and the bars stay in their final state; without
+/// one, progress stays plain lines with no escape codes (CI logs).
+#[test]
+fn a_terminal_shows_a_bar_per_scenario_and_a_log_gets_plain_lines() {
+    let command = format!(
+        "{} demo --duration-scale 0.2 --summary-mode compact",
+        stampede_bin().display()
+    );
+    let output = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(repo_root())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run util-linux script");
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8_lossy(&output.stdout);
+    // The frames, escape codes removed.
+    let plain: String = {
+        let mut out = String::new();
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                // CSI: ESC [ parameters final-byte.
+                if chars.peek() == Some(&'[') {
+                    chars.next();
+                    for c in chars.by_ref() {
+                        if c.is_ascii_alphabetic() {
+                            break;
+                        }
+                    }
+                }
+                continue;
+            }
+            out.push(c);
+        }
+        out
+    };
+    let full = format!("[{}]", "=".repeat(40));
+    for scenario in ["browse [", "spike  ["] {
+        assert!(plain.contains(scenario), "no bar for {scenario}: {plain}");
+    }
+    assert!(
+        plain.contains(&format!("browse {full} ")) && plain.contains(&format!("spike  {full} ")),
+        "the bars did not end full: {plain}"
+    );
+    assert!(plain.contains("iters/s, "), "{plain}");
+    assert!(plain.contains("/100 VUs  0m06.0s/0m06.0s"), "{plain}");
+    // A bar part way along, drawn in place (the cursor moves up to redraw).
+    assert!(plain.contains("=>-"), "{plain}");
+    assert!(
+        text.contains("\u{1b}[2A") || text.contains("\u{1b}[3A"),
+        "no redraw in place"
+    );
+
+    let logged = stampede(&["demo", "--duration-scale", "0.2"]);
+    assert!(logged.status.success(), "{logged:?}");
+    let stderr = String::from_utf8_lossy(&logged.stderr);
+    assert!(stderr.contains("running ("), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "escape codes in a log: {stderr}"
+    );
+    assert!(!stderr.contains("=>-"), "{stderr}");
+}

@@ -13,6 +13,7 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use super::flow::CompiledFlow;
+use super::progress::ScenarioCounters;
 use super::shared::{ScenarioContext, Shared};
 use super::vu::{IterationEnd, Vu};
 use crate::metrics::SampleTags;
@@ -80,6 +81,8 @@ pub struct ScenarioJob {
     pub flow: Arc<CompiledFlow>,
     /// Its schedule for this runner's segment.
     pub plan: Arc<ScenarioPlan>,
+    /// Its VUs and iterations so far (what its progress bar shows).
+    pub counters: Arc<ScenarioCounters>,
 }
 
 /// Everything a VU task needs.
@@ -112,13 +115,21 @@ impl Env {
         hard: &CancellationToken,
     ) -> Option<IterationEnd> {
         let gauges = &self.controls.gauges;
+        let counters = &self.job.counters;
         gauges.active.fetch_add(1, Ordering::Relaxed);
+        counters.active.fetch_add(1, Ordering::Relaxed);
         let result = tokio::select! {
             biased;
             _ = hard.cancelled() => None,
             end = vu.iteration(&self.shared, &self.job.context, &self.job.flow, number) => Some(end),
         };
         gauges.active.fetch_sub(1, Ordering::Relaxed);
+        counters.active.fetch_sub(1, Ordering::Relaxed);
+        match &result {
+            None => counters.interrupted.fetch_add(1, Ordering::Relaxed),
+            Some(IterationEnd::DataExhausted) => 0,
+            Some(_) => counters.completed.fetch_add(1, Ordering::Relaxed),
+        };
         result
     }
 

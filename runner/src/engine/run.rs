@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::data::{DataError, Tables};
 use super::executors::{Controls, ScenarioJob, run_scenario};
 use super::flow::{self, CompileError, CompiledFlow, CompiledFlows};
-use super::progress::{Progress, ProgressLine, ProgressMode};
+use super::progress::{Progress, ProgressLine, ProgressMode, ScenarioCounters, ScenarioStatus};
 use super::scale::scale_durations;
 use super::shared::{ScenarioContext, Shared};
 use super::vu::Vu;
@@ -577,6 +577,25 @@ impl PreparedRun {
             self.stop.child_token(),
         ));
         let mut scenario_tasks = tokio::task::JoinSet::new();
+        // What the progress bars read: every scenario with work on this runner.
+        let watched: Vec<(String, Arc<ScenarioPlan>, Arc<ScenarioCounters>)> = self
+            .jobs
+            .iter()
+            .filter(|job| job.plan.has_work())
+            .map(|job| {
+                (
+                    job.context.name.clone(),
+                    Arc::clone(&job.plan),
+                    Arc::clone(&job.counters),
+                )
+            })
+            .collect();
+        let statuses = |elapsed: Duration| -> Vec<ScenarioStatus<'_>> {
+            watched
+                .iter()
+                .map(|(name, plan, counters)| ScenarioStatus::read(name, plan, counters, elapsed))
+                .collect()
+        };
         for job in std::mem::take(&mut self.jobs) {
             scenario_tasks.spawn(run_scenario(
                 job,
@@ -627,7 +646,7 @@ impl PreparedRun {
                         requests: snapshot.count(Metric::HttpReqs.name()) as u64,
                         dropped: snapshot.count(Metric::DroppedIterations.name()) as u64,
                     };
-                    progress.tick(&last_line);
+                    progress.tick(&last_line, &statuses(elapsed));
                     if self.options.local_abort
                         && second.is_multiple_of(THRESHOLD_EVERY)
                         && !controls.stop.is_cancelled()
@@ -656,7 +675,7 @@ impl PreparedRun {
             series.push(series_point(run_time, 0, &rest, planned));
         }
         last_line.requests = shards.snapshot().count(Metric::HttpReqs.name()) as u64;
-        progress.finish(&last_line);
+        progress.finish(&last_line, &statuses(run_time));
         ScenariosRun { run_time }
     }
 
@@ -814,6 +833,7 @@ fn prepare(
             }),
             flow,
             plan: Arc::new(ScenarioPlan::new(scenario, &options.segment)),
+            counters: Arc::default(),
         });
     }
     let live = LiveView {
