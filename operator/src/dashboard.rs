@@ -218,6 +218,7 @@ mod tests {
                 test_run_duration_ms: 4000.0,
                 metrics,
                 thresholds: Vec::new(),
+                groups: Vec::new(),
                 errors: Vec::new(),
                 series: Vec::new(),
                 trend_stats: Vec::new(),

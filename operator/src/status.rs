@@ -316,6 +316,7 @@ mod tests {
             test_run_duration_ms: 10_000.0,
             metrics,
             thresholds: Vec::new(),
+            groups: Vec::new(),
             errors: Vec::new(),
             series: vec![SecondPoint {
                 requests: 12,

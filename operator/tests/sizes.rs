@@ -559,6 +559,7 @@ fn a_100_runner_soak_keeps_the_loadtest_and_every_report_within_budget() {
             series: soak_series(runner),
             steps: names.steps.clone(),
             checks: names.checks.clone(),
+            groups: names.groups.clone(),
             errors: 1000 + runner,
             // The error table at its bound, every sample message at its longest.
             top_errors: (0..MAX_ERROR_ROWS as u32)

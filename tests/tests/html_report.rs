@@ -92,10 +92,14 @@ spec:
       - name: products
         request: {url: "${env.BASE_URL}/get"}
         checks: {"</script><i id=injected>status is 200</i>": "status == 200"}
-      - name: missing
-        request: {url: "${env.BASE_URL}/status/503"}
-      - name: refused
-        request: {url: "http://127.0.0.1:1/"}
+      - group: checkout
+        steps:
+          - name: missing
+            request: {url: "${env.BASE_URL}/status/503"}
+          - group: pay
+            steps:
+              - name: refused
+                request: {url: "http://127.0.0.1:1/"}
   thresholds:
     http_req_failed: ["rate<0.01"]
     http_req_duration: ["p(95)<500"]
@@ -161,7 +165,15 @@ spec:
         "{errors:?}"
     );
 
+    // The groups table: each nested group with its passes (one per iteration here).
+    let groups = data["groups"].as_array().expect("the groups table");
+    let names: Vec<&str> = groups.iter().filter_map(|g| g["name"].as_str()).collect();
+    assert_eq!(names, ["checkout", "checkout › pay"], "{groups:?}");
+    assert_eq!(groups[0]["passes"], 120);
+    assert!(groups[0]["avgMs"].as_f64().unwrap() >= groups[1]["avgMs"].as_f64().unwrap());
+
     let dom = rendered_dom(&page);
+    assert!(dom.contains("<td>checkout › pay</td>"), "no groups table");
     assert!(
         dom.contains("<td>connection refused</td>"),
         "no error table"

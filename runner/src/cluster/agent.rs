@@ -386,6 +386,7 @@ async fn prepare_and_run(
         state: RunnerState::Ready,
         steps: prepared.step_names().to_vec(),
         checks: prepared.check_names().to_vec(),
+        groups: prepared.group_names().to_vec(),
         ..base.clone()
     };
     // setup() runs once per test: on runner 0, before it reports Ready. Its values reach the

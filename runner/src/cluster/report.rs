@@ -89,6 +89,9 @@ pub struct RunnerReport {
     /// Check names in flow order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<String>,
+    /// Group tags in flow order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
     /// Request and iteration errors seen.
     #[serde(default)]
     pub errors: u64,
@@ -269,6 +272,7 @@ pub fn merge_reports(
         trend_stats: trend_stats.to_vec(),
         steps: first_with(|r| &r.steps),
         checks: first_with(|r| &r.checks),
+        groups: first_with(|r| &r.groups),
         aborted,
         fleet: Some(Fleet {
             runners: reports.iter().map(|r| runner_share(r)).collect(),

@@ -328,6 +328,7 @@ pub struct LiveSummary {
     trend_stats: Vec<TrendColumn>,
     steps: Vec<String>,
     checks: Vec<String>,
+    groups: Vec<String>,
     aborted: AbortReasons,
 }
 
@@ -349,6 +350,7 @@ impl LiveSummary {
             trend_stats: self.trend_stats.clone(),
             steps: self.steps.clone(),
             checks: self.checks.clone(),
+            groups: self.groups.clone(),
             aborted: self.aborted.get(),
             fleet: None,
         }
@@ -426,6 +428,7 @@ pub struct PreparedRun {
     plan: TestPlan,
     steps: Vec<String>,
     checks: Vec<String>,
+    groups: Vec<String>,
     /// The test-wide tags (setup and teardown samples carry them too).
     test_tags: Vec<(String, String)>,
     options: RunOptions,
@@ -521,6 +524,11 @@ impl PreparedRun {
         &self.checks
     }
 
+    /// Group tags in flow order.
+    pub fn group_names(&self) -> &[String] {
+        &self.groups
+    }
+
     /// A handle to watch the run while it goes.
     pub fn live(&self) -> LiveView {
         self.live.clone()
@@ -535,6 +543,7 @@ impl PreparedRun {
             trend_stats: self.trend_stats.clone(),
             steps: self.steps.clone(),
             checks: self.checks.clone(),
+            groups: self.groups.clone(),
             aborted: self.abort_reason.clone(),
         }
     }
@@ -714,6 +723,7 @@ impl PreparedRun {
             trend_stats: self.trend_stats,
             steps: self.steps,
             checks: self.checks,
+            groups: self.groups,
             aborted,
             fleet: None,
         };
@@ -854,6 +864,7 @@ fn prepare(
         plan,
         steps: names.steps,
         checks: names.checks,
+        groups: names.groups,
         test_tags,
         options,
         name: test.metadata.name.clone().unwrap_or_default(),

@@ -34,6 +34,8 @@ pub struct ReportData {
     pub distribution: Vec<Quantile>,
     /// One row per step that sent requests, in flow order.
     pub steps: Vec<StepLine>,
+    /// One row per group that ran, in flow order.
+    pub groups: Vec<GroupLine>,
     /// One row per check, in flow order.
     pub checks: Vec<CheckLine>,
     /// The errors by kind, most frequent first.
@@ -94,8 +96,10 @@ pub struct Headline {
     pub p99_ms: f64,
     /// `http_req_failed` rate, 0..1.
     pub error_rate: f64,
-    /// Most VUs active at once.
+    /// Most VUs active at once (in an iteration, for the arrival rates), as sampled each second.
     pub vus_max: f64,
+    /// Most VUs allocated at once (k6's `vus_max`).
+    pub vus_allocated: f64,
     /// Responses with a 4xx status.
     pub client_errors: u64,
     /// Responses with a 5xx status.
@@ -191,6 +195,22 @@ pub struct StepLine {
     pub max_ms: f64,
 }
 
+/// One row of the groups table: how long a pass through the group took (`group_duration`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupLine {
+    /// The group's path (`auth`, `checkout › pay`).
+    pub name: String,
+    /// Passes through it.
+    pub passes: u64,
+    /// Mean duration, ms.
+    pub avg_ms: f64,
+    /// p95, ms.
+    pub p95_ms: f64,
+    /// Maximum, ms.
+    pub max_ms: f64,
+}
+
 /// One row of the checks table.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckLine {
@@ -222,6 +242,7 @@ impl ReportData {
             series: series(summary),
             distribution: duration.map(distribution).unwrap_or_default(),
             steps: steps(summary),
+            groups: groups(summary),
             checks: checks(summary),
             errors: summary.errors.iter().map(error_line).collect(),
             fleet: summary.fleet.as_ref().map(fleet),
@@ -297,10 +318,12 @@ fn headline(summary: &Summary) -> Headline {
     let iterations = metrics.count(Metric::Iterations.name());
     let dropped = metrics.count(Metric::DroppedIterations.name());
     let duration = metrics.trend(Metric::HttpReqDuration.name());
-    let vus_max = match metrics.metric(Metric::Vus) {
+    let gauge_max = |metric: Metric| match metrics.metric(metric) {
         Some(Value::Gauge { max, .. }) if max.is_finite() => *max,
         _ => 0.0,
     };
+    let vus_max = gauge_max(Metric::Vus);
+    let vus_allocated = gauge_max(Metric::VusMax);
     Headline {
         requests,
         requests_per_second: requests / summary.seconds().max(1e-9),
@@ -315,6 +338,7 @@ fn headline(summary: &Summary) -> Headline {
         p99_ms: duration.map_or(0.0, |t| t.percentile(99.0)),
         error_rate: metrics.rate(Metric::HttpReqFailed.name()).unwrap_or(0.0),
         vus_max,
+        vus_allocated,
         // The series holds every request, its last partial second included.
         client_errors: summary.series.iter().map(|p| p.client_errors).sum(),
         server_errors: summary.series.iter().map(|p| p.server_errors).sum(),
@@ -441,6 +465,31 @@ fn steps(summary: &Summary) -> Vec<StepLine> {
         .collect()
 }
 
+fn groups(summary: &Summary) -> Vec<GroupLine> {
+    summary
+        .groups
+        .iter()
+        .filter_map(|tag| {
+            let key = canonical_key(
+                Metric::GroupDuration.name(),
+                &[("group".into(), tag.clone())],
+            );
+            let trend = summary.metrics.trend(&key).filter(|t| t.count() > 0)?;
+            Some(GroupLine {
+                name: tag
+                    .trim_start_matches("::")
+                    .split("::")
+                    .collect::<Vec<_>>()
+                    .join(" › "),
+                passes: trend.count(),
+                avg_ms: trend.avg(),
+                p95_ms: trend.percentile(95.0),
+                max_ms: trend.max_or_zero(),
+            })
+        })
+        .collect()
+}
+
 fn checks(summary: &Summary) -> Vec<CheckLine> {
     summary
         .checks
@@ -545,6 +594,7 @@ mod tests {
                 values: Default::default(),
             },
             thresholds: Vec::new(),
+            groups: Vec::new(),
             errors: Vec::new(),
             series: vec![
                 point(2.0, 200, 12.0),

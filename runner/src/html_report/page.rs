@@ -84,6 +84,7 @@ fn page(data: &ReportData, events: Option<&str>) -> String {
                     }
                 }
                 (steps(data))
+                (groups(data))
                 (errors(data))
                 (checks(data))
                 (runners(data))
@@ -112,6 +113,7 @@ pub fn live_update(data: &ReportData, done: bool) -> String {
         "numbers": numbers(data).into_string(),
         "thresholds": thresholds(data).into_string(),
         "steps": steps(data).into_string(),
+        "groups": groups(data).into_string(),
         "errors": errors(data).into_string(),
         "checks": checks(data).into_string(),
         "runners": runners(data).into_string(),
@@ -191,6 +193,19 @@ fn format_seconds(seconds: f64) -> String {
 }
 
 /// A count or rate with the digits a reader needs: 264 req/s, 55.2 req/s, 3.25 req/s.
+/// "up to 40 VUs", or with the allocated ones when more were (the arrival rates keep idle VUs).
+fn vus_text(active: f64, allocated: f64) -> String {
+    if allocated > active {
+        format!(
+            "up to {} VUs active of {} allocated",
+            readable(active),
+            readable(allocated)
+        )
+    } else {
+        format!("up to {} VUs", readable(active))
+    }
+}
+
 fn readable(value: f64) -> String {
     let digits = match value.abs() {
         v if v >= 100.0 || v == v.trunc() => 0,
@@ -226,7 +241,7 @@ fn numbers(data: &ReportData) -> Markup {
                 div {
                     dt { "Latency" }
                     dd { "p95 " (format_ms(h.p95_ms)) }
-                    dd.sub { "p99 " (format_ms(h.p99_ms)) " · up to " (readable(h.vus_max)) " VUs" }
+                    dd.sub { "p99 " (format_ms(h.p99_ms)) " · " (vus_text(h.vus_max, h.vus_allocated)) }
                 }
                 div {
                     dt { "Errors" }
@@ -406,6 +421,30 @@ fn steps(data: &ReportData) -> Markup {
     }
 }
 
+fn groups(data: &ReportData) -> Markup {
+    html! {
+        section #groups {
+            @if !data.groups.is_empty() {
+                h2 { "Groups" }
+                table {
+                    thead { tr { th { "Group" } th { "Passes" } th { "Avg" } th { "p95" } th { "Max" } } }
+                    tbody {
+                        @for group in &data.groups {
+                            tr {
+                                td { (group.name) }
+                                td.n { (readable(group.passes as f64)) }
+                                td.n { (format_ms(group.avg_ms)) }
+                                td.n { (format_ms(group.p95_ms)) }
+                                td.n { (format_ms(group.max_ms)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn errors(data: &ReportData) -> Markup {
     html! {
         section #errors {
@@ -510,6 +549,7 @@ mod tests {
                 p99_ms: 0.0,
                 error_rate: 0.0,
                 vus_max: 0.0,
+                vus_allocated: 0.0,
                 client_errors: 0,
                 server_errors: 0,
                 no_response: 0,
@@ -518,6 +558,7 @@ mod tests {
             series: Series::default(),
             distribution: Vec::new(),
             steps: Vec::new(),
+            groups: Vec::new(),
             checks: Vec::new(),
             errors: vec![super::super::model::ErrorLine {
                 code: Some(1212),

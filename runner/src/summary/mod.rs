@@ -112,6 +112,9 @@ pub struct Summary {
     /// Check names in flow order.
     #[serde(default)]
     pub checks: Vec<String>,
+    /// Group tags (`::a::b`) in flow order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
     /// Why the test stopped early, if it did (abortOnFail, signal).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aborted: Option<String>,
