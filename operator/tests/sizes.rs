@@ -421,11 +421,13 @@ fn soak_series(seed: u64) -> Vec<SecondPoint> {
             SecondPoint {
                 t: second as f64 + rng.unit() * 0.003,
                 vus: 15 + rng.next() % 15,
+                in_flight: rng.next() % 15,
                 requests,
                 failed,
                 server_errors: failed,
                 client_errors: 0,
                 no_response: 0,
+                no_response_by_code: Default::default(),
                 iterations: requests / 4,
                 dropped: u64::from(rng.unit() < 0.01),
                 p50_ms: at.p50,

@@ -133,7 +133,9 @@ spec:
     // refused connection as a request with no response.
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(
-        html.contains("in all 0 4xx, 120 5xx and 120 with no response"),
+        html.contains(
+            "in all 0 4xx, 120 5xx and 120 with no response (1212 connection refused: 120)"
+        ),
         "{}",
         &html[html.find("Errors per second").unwrap_or(0)..][..400]
     );
@@ -144,6 +146,9 @@ spec:
         .filter_map(Value::as_f64)
         .sum();
     assert!(failed_per_second > 0.0);
+    let refused = &data["series"]["noResponseByCode"][0];
+    assert_eq!(refused["code"], 1212, "{refused}");
+    assert_eq!(refused["total"], 120);
     // The top errors: each kind with its k6 code, its step, its count and a sample message.
     let errors = data["errors"].as_array().expect("the error table");
     let kind = |code: u64| {
@@ -271,4 +276,48 @@ spec:
         Some(requests(&done)),
         summary["metrics"]["http_reqs"]["values"]["count"].as_f64()
     );
+}
+
+/// Requests in flight: six VUs each waiting 400 ms on every response keep six requests in
+/// flight at nearly every second's end, and the load chart draws them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_chart_draws_the_requests_awaiting_a_response() {
+    let demo = DemoTarget::in_process().await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("slow.yaml");
+    std::fs::write(
+        &manifest,
+        r#"apiVersion: stampede.dev/v1alpha1
+kind: LoadTest
+metadata: {name: slow-backend}
+spec:
+  scenarios:
+    waiting: {executor: constant-vus, vus: 6, duration: 4s}
+  flows:
+    default:
+      - name: slow
+        request: {url: "${env.BASE_URL}/delay/400"}
+"#,
+    )
+    .unwrap();
+    let page = dir.path().join("slow.html");
+    let base_url = format!("BASE_URL={}", demo.base_url());
+    let output = stampede(&[
+        "run",
+        &manifest.to_string_lossy(),
+        "-e",
+        &base_url,
+        "--report",
+        &page.to_string_lossy(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let data = assert_renders(&page);
+    let in_flight: Vec<f64> = serde_json::from_value(data["series"]["inFlight"].clone()).unwrap();
+    let full = in_flight.iter().filter(|n| **n == 6.0).count();
+    assert!(
+        in_flight.iter().all(|n| *n <= 6.0) && full >= 2,
+        "requests in flight per interval: {in_flight:?}"
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("requests in flight up to 6;"), "no caption");
 }

@@ -181,15 +181,18 @@ fn merge_points<'a>(
     let mut merged = SecondPoint::default();
     for p in points.clone() {
         merged.t = merged.t.max(p.t);
-        merged.vus = match combine {
-            Combine::Runners => merged.vus + p.vus,
-            Combine::Seconds => merged.vus.max(p.vus),
+        (merged.vus, merged.in_flight) = match combine {
+            Combine::Runners => (merged.vus + p.vus, merged.in_flight + p.in_flight),
+            Combine::Seconds => (merged.vus.max(p.vus), merged.in_flight.max(p.in_flight)),
         };
         merged.requests += p.requests;
         merged.failed += p.failed;
         merged.client_errors += p.client_errors;
         merged.server_errors += p.server_errors;
         merged.no_response += p.no_response;
+        for (code, count) in &p.no_response_by_code {
+            *merged.no_response_by_code.entry(*code).or_default() += count;
+        }
         merged.iterations += p.iterations;
         merged.dropped += p.dropped;
         merged.p50_ms = merged.p50_ms.max(p.p50_ms);

@@ -26,6 +26,7 @@ use super::vu::Vu;
 use crate::exit::Exit;
 use crate::http::{ClientConfig, DnsCache, Target, TargetPolicy};
 use crate::metrics::errors::{ErrorLog, ErrorRow};
+use crate::metrics::in_flight::InFlight;
 use crate::metrics::recorder::{Interval, flush_current_thread};
 use crate::metrics::sketch::LatencySketch;
 use crate::metrics::{Metric, Registry, Shards, Snapshot, Value};
@@ -298,15 +299,23 @@ async fn run_prepared(mut prepared: PreparedRun) -> Result<RunOutcome, RunError>
 }
 
 /// One point of the series: the interval that ended `at`, with `vus` active then.
-fn series_point(at: Duration, vus: u64, interval: &Interval, planned: PlannedLoad) -> SecondPoint {
+fn series_point(
+    at: Duration,
+    vus: u64,
+    in_flight: u64,
+    interval: &Interval,
+    planned: PlannedLoad,
+) -> SecondPoint {
     SecondPoint {
         t: at.as_secs_f64(),
         vus,
+        in_flight,
         requests: interval.requests,
         failed: interval.failed,
         client_errors: interval.client_errors,
         server_errors: interval.server_errors,
         no_response: interval.no_response,
+        no_response_by_code: interval.no_response_codes.iter().copied().collect(),
         iterations: interval.iterations,
         dropped: interval.dropped,
         p50_ms: interval.duration.percentile(50.0),
@@ -637,7 +646,13 @@ impl PreparedRun {
                     let interval = shards.take_interval();
                     let planned = self.plan.planned_at(elapsed);
                     if let Ok(mut series) = self.live.series.lock() {
-                        series.push(series_point(elapsed, active as u64, &interval, planned));
+                        series.push(series_point(
+                            elapsed,
+                            active as u64,
+                            shared.in_flight.now(),
+                            &interval,
+                            planned,
+                        ));
                     }
                     let snapshot = shards.snapshot();
                     let failed_rate = snapshot
@@ -681,7 +696,7 @@ impl PreparedRun {
             && let Ok(mut series) = self.live.series.lock()
         {
             let planned = self.plan.planned_at(run_time);
-            series.push(series_point(run_time, 0, &rest, planned));
+            series.push(series_point(run_time, 0, 0, &rest, planned));
         }
         last_line.requests = shards.snapshot().count(Metric::HttpReqs.name()) as u64;
         progress.finish(&last_line, &statuses(run_time));
@@ -810,6 +825,7 @@ fn prepare(
         seed: fastrand::u64(..),
         errors: Default::default(),
         error_log: Arc::clone(&error_log),
+        in_flight: InFlight::default(),
         print_errors: options.print_errors,
     });
     let test_tags: Vec<(String, String)> = spec

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::http::{ClientConfig, Target};
 use crate::metrics::Recorder;
 use crate::metrics::errors::ErrorLog;
+use crate::metrics::in_flight::InFlight;
 use crate::schedule::ExecutionSegment;
 
 use super::data::Tables;
@@ -47,6 +48,8 @@ pub struct Shared {
     pub errors: AtomicU64,
     /// The errors by kind, with a sample message each.
     pub error_log: Arc<ErrorLog>,
+    /// Requests awaiting their response now.
+    pub in_flight: InFlight,
     /// Print errors (off in tests that expect them).
     pub print_errors: bool,
 }

@@ -557,7 +557,9 @@ impl Vu {
                     target: &target,
                 },
             );
+            let waiting = shared.in_flight.begin();
             let sent = self.client.send(outgoing, options).await;
+            drop(waiting);
             cut.disarm();
             match sent {
                 Ok(response) => {

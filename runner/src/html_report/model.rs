@@ -133,6 +133,9 @@ pub struct Series {
     pub t: Vec<f64>,
     /// Active VUs.
     pub vus: Vec<f64>,
+    /// Requests awaiting their response at the end of the interval.
+    #[serde(rename = "inFlight")]
+    pub in_flight: Vec<f64>,
     /// Looping VUs the executors planned (their stages), test-wide.
     #[serde(rename = "plannedVus")]
     pub planned_vus: Vec<f64>,
@@ -152,6 +155,9 @@ pub struct Series {
     /// Requests with no response per second.
     #[serde(rename = "noResponse")]
     pub no_response: Vec<f64>,
+    /// Requests with no response per second, by k6 `error_code`.
+    #[serde(rename = "noResponseByCode")]
+    pub no_response_by_code: Vec<CodeColumn>,
     /// Dropped iterations per second.
     pub dropped: Vec<f64>,
     /// Iterations per second.
@@ -164,6 +170,20 @@ pub struct Series {
     pub p95: Vec<Option<f64>>,
     /// p99, ms.
     pub p99: Vec<Option<f64>>,
+}
+
+/// One k6 `error_code`'s requests with no response per second.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CodeColumn {
+    /// The code.
+    pub code: u32,
+    /// The code and what it means (`1212 connection refused`).
+    pub label: String,
+    /// Per second, one value per interval.
+    pub per_second: Vec<f64>,
+    /// In all.
+    pub total: u64,
 }
 
 /// One point of the latency distribution.
@@ -404,6 +424,19 @@ fn threshold_row(result: &ThresholdResult) -> ThresholdRow {
 
 fn series(summary: &Summary) -> Series {
     let mut columns = Series::default();
+    let codes: std::collections::BTreeSet<u32> = summary
+        .series
+        .iter()
+        .flat_map(|p| p.no_response_by_code.keys().copied())
+        .collect();
+    columns.no_response_by_code = codes
+        .iter()
+        .map(|code| CodeColumn {
+            code: *code,
+            label: format!("{code} {}", code_meaning(*code)),
+            ..CodeColumn::default()
+        })
+        .collect();
     let mut previous = 0.0;
     for point in &summary.series {
         // Points of a downsampled series cover several seconds: rates divide by the width.
@@ -411,6 +444,7 @@ fn series(summary: &Summary) -> Series {
         previous = point.t;
         columns.t.push(point.t);
         columns.vus.push(point.vus as f64);
+        columns.in_flight.push(point.in_flight as f64);
         columns.planned_vus.push(point.planned_vus as f64);
         columns.planned_rate.push(point.planned_rate);
         columns.rps.push(point.requests as f64 / width);
@@ -422,6 +456,15 @@ fn series(summary: &Summary) -> Series {
             .server_errors
             .push(point.server_errors as f64 / width);
         columns.no_response.push(point.no_response as f64 / width);
+        for column in &mut columns.no_response_by_code {
+            let count = point
+                .no_response_by_code
+                .get(&column.code)
+                .copied()
+                .unwrap_or(0);
+            column.per_second.push(count as f64 / width);
+            column.total += count;
+        }
         columns.dropped.push(point.dropped as f64 / width);
         columns.iterations.push(point.iterations as f64 / width);
         let sent = point.requests > 0;

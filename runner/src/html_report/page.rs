@@ -31,7 +31,7 @@ const LIVE_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-sr
 const CHARTS: [(&str, &str); 5] = [
     (
         "load",
-        "Load: VUs and requests and iterations per second, with what the executors planned (dashed)",
+        "Load: VUs, requests in flight, and requests and iterations per second, with what the executors planned (dashed)",
     ),
     (
         "latency",
@@ -192,7 +192,6 @@ fn format_seconds(seconds: f64) -> String {
     }
 }
 
-/// A count or rate with the digits a reader needs: 264 req/s, 55.2 req/s, 3.25 req/s.
 /// "up to 40 VUs", or with the allocated ones when more were (the arrival rates keep idle VUs).
 fn vus_text(active: f64, allocated: f64) -> String {
     if allocated > active {
@@ -206,6 +205,7 @@ fn vus_text(active: f64, allocated: f64) -> String {
     }
 }
 
+/// A count or rate with the digits a reader needs: 264 req/s, 55.2 req/s, 3.25 req/s.
 fn readable(value: f64) -> String {
     let digits = match value.abs() {
         v if v >= 100.0 || v == v.trunc() => 0,
@@ -310,11 +310,14 @@ fn load_caption(series: &Series) -> String {
     let (planned_vus, _) = extent(&series.planned_vus);
     let (planned_rate, _) = extent(&series.planned_rate);
     let (iterations, _) = extent(&series.iterations);
+    let (in_flight, _) = extent(&series.in_flight);
     let mut caption = format!(
-        "{} intervals; VUs up to {} (planned {}); requests per second up to {}, mean {}",
+        "{} intervals; VUs up to {} (planned {}); requests in flight up to {}; requests per \
+         second up to {}, mean {}",
         series.t.len(),
         readable(vus),
         readable(planned_vus),
+        readable(in_flight),
         readable(peak),
         readable(mean)
     );
@@ -347,8 +350,19 @@ fn errors_caption(data: &ReportData) -> String {
     let (failed, _) = extent(&data.series.failed);
     let (dropped, _) = extent(&data.series.dropped);
     let h = &data.headline;
+    let causes: Vec<String> = data
+        .series
+        .no_response_by_code
+        .iter()
+        .map(|column| format!("{}: {}", column.label, column.total))
+        .collect();
+    let causes = if causes.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", causes.join(", "))
+    };
     format!(
-        "Failed requests up to {}/s; in all {} 4xx, {} 5xx and {} with no response; dropped iterations up to {}/s.",
+        "Failed requests up to {}/s; in all {} 4xx, {} 5xx and {} with no response{causes}; dropped iterations up to {}/s.",
         readable(failed),
         h.client_errors,
         h.server_errors,

@@ -12,9 +12,10 @@
   }
   window.addEventListener("error", function (event) { fail(String(event.message)); });
 
-  var palette = { vus: "#7c3aed", rps: "#2563eb", p50: "#16a34a", p90: "#0891b2", p95: "#d97706", p99: "#dc2626",
+  var palette = { vus: "#7c3aed", rps: "#2563eb", inFlight: "#64748b", p50: "#16a34a", p90: "#0891b2", p95: "#d97706", p99: "#dc2626",
                   failed: "#dc2626", dropped: "#7c3aed", dist: "#2563eb", iterations: "#0d9488",
                   client: "#ca8a04", server: "#9333ea", none: "#475569" };
+  var codeShades = ["#0f766e", "#b45309", "#be185d", "#4338ca", "#15803d", "#7f1d1d"];
   var seconds = { label: "seconds since start" };
 
   // What the executors planned: dashed, behind what was achieved.
@@ -54,15 +55,16 @@
   var charts = {
     load: {
       options: { scales: { x: { time: false }, vus: {}, rps: {} },
-        axes: [seconds, { scale: "vus", label: "VUs" },
+        axes: [seconds, { scale: "vus", label: "VUs, requests in flight" },
                { scale: "rps", side: 1, label: "per second", grid: { show: false } }],
         series: [{ label: "s" }, line("VUs", palette.vus, "vus"),
                  planned("planned VUs", palette.vus, "vus"),
+                 line("requests in flight", palette.inFlight, "vus"),
                  line("requests/s", palette.rps, "rps"),
                  line("iterations/s", palette.iterations, "rps"),
                  planned("planned arrival rate/s", palette.iterations, "rps")] },
       columns: function (d) {
-        return [d.series.t, d.series.vus, d.series.plannedVus, d.series.rps,
+        return [d.series.t, d.series.vus, d.series.plannedVus, d.series.inFlight, d.series.rps,
                 d.series.iterations, d.series.plannedRate];
       }
     },
@@ -73,13 +75,22 @@
       columns: function (d) { return [d.series.t, d.series.p50, d.series.p90, d.series.p95, d.series.p99]; }
     },
     errors: {
-      options: { scales: { x: { time: false } }, axes: [seconds, { label: "per second" }],
-        series: [{ label: "s" }, line("failed requests/s", palette.failed),
+      // One dashed line per k6 error_code of the requests with no response.
+      optionsFor: function (d) {
+        var series = [{ label: "s" }, line("failed requests/s", palette.failed),
                  line("4xx/s", palette.client), line("5xx/s", palette.server),
-                 line("no response/s", palette.none), line("dropped iterations/s", palette.dropped)] },
+                 line("no response/s", palette.none), line("dropped iterations/s", palette.dropped)];
+        d.series.noResponseByCode.forEach(function (code, i) {
+          var shade = codeShades[i % codeShades.length];
+          series.push({ label: code.label + "/s", stroke: shade, width: 1.5, dash: [4, 3],
+                        points: { show: true, size: 4, fill: shade } });
+        });
+        return { scales: { x: { time: false } }, axes: [seconds, { label: "per second" }], series: series };
+      },
       columns: function (d) {
         return [d.series.t, d.series.failed, d.series.clientErrors, d.series.serverErrors,
-                d.series.noResponse, d.series.dropped];
+                d.series.noResponse, d.series.dropped].concat(
+          d.series.noResponseByCode.map(function (code) { return code.perSecond; }));
       }
     },
     saturation: {
@@ -111,7 +122,7 @@
     var chart = charts[id];
     var plot = document.getElementById("chart-" + id).querySelector(".plot");
     try {
-      var options = chart.options;
+      var options = chart.optionsFor ? chart.optionsFor(data) : chart.options;
       options.width = Math.max(320, plot.clientWidth || 860);
       options.height = 240;
       options.legend = { live: false };
@@ -127,6 +138,12 @@
     var chart = charts[id];
     try {
       var columns = chart.columns(data);
+      if (columns.length !== chart.plot.series.length) {
+        // A new series (an error code first seen): draw the chart again with it.
+        chart.plot.destroy();
+        draw(id, data);
+        return;
+      }
       chart.plot.setData(columns);
       mark(id, columns);
     } catch (error) {

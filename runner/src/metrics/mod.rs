@@ -3,6 +3,7 @@
 
 pub mod errors;
 pub mod hdr_wire;
+pub mod in_flight;
 pub mod recorder;
 pub mod registry;
 pub mod sketch;

@@ -37,11 +37,20 @@ pub struct Interval {
     pub server_errors: u64,
     /// Requests with no response (status 0: refused, reset, timed out, …).
     pub no_response: u64,
+    /// Those by k6 `error_code` (a handful of codes at most: a linear list).
+    pub no_response_codes: Vec<(u32, u64)>,
     /// `http_req_duration` of the interval.
     pub duration: Trend,
 }
 
 impl Interval {
+    fn count_no_response(&mut self, code: u32, count: u64) {
+        match self.no_response_codes.iter_mut().find(|(c, _)| *c == code) {
+            Some((_, n)) => *n += count,
+            None => self.no_response_codes.push((code, count)),
+        }
+    }
+
     fn reset(&mut self) {
         self.requests = 0;
         self.failed = 0;
@@ -50,6 +59,7 @@ impl Interval {
         self.client_errors = 0;
         self.server_errors = 0;
         self.no_response = 0;
+        self.no_response_codes.clear();
         self.duration.reset();
     }
 
@@ -59,6 +69,9 @@ impl Interval {
         self.client_errors += other.client_errors;
         self.server_errors += other.server_errors;
         self.no_response += other.no_response;
+        for (code, count) in &other.no_response_codes {
+            self.count_no_response(*code, *count);
+        }
         self.iterations += other.iterations;
         self.dropped += other.dropped;
         self.duration.merge(&other.duration);
@@ -332,7 +345,12 @@ impl Recorder {
             local.interval.requests += 1;
             local.interval.failed += u64::from(figures.failed);
             match tags.status {
-                Some(0) => local.interval.no_response += 1,
+                Some(0) => {
+                    local.interval.no_response += 1;
+                    local
+                        .interval
+                        .count_no_response(tags.error_code.unwrap_or(1000), 1);
+                }
                 Some(400..=499) => local.interval.client_errors += 1,
                 Some(500..=599) => local.interval.server_errors += 1,
                 _ => {}

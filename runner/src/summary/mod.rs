@@ -5,6 +5,8 @@ mod format;
 mod json;
 mod text;
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::Snapshot;
@@ -30,6 +32,9 @@ pub struct SecondPoint {
     pub t: f64,
     /// Active VUs at the end of the interval.
     pub vus: u64,
+    /// Requests awaiting their response at the end of the interval.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub in_flight: u64,
     /// Requests in the interval.
     pub requests: u64,
     /// Failed requests in the interval.
@@ -56,6 +61,9 @@ pub struct SecondPoint {
     /// Requests with no response (refused, reset, timed out, …).
     #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub no_response: u64,
+    /// Those by k6 `error_code` (1212 connection refused, 1050 timeout, …).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub no_response_by_code: BTreeMap<u32, u64>,
     /// Looping VUs the executors plan at the end of the interval, test-wide.
     #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub planned_vus: u64,
