@@ -105,6 +105,26 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         html: Option<PathBuf>,
     },
+    /// Open the operator's live fleet dashboard: forwards a local port to the leading operator
+    /// pod (as `kubectl port-forward` does), prints the LoadTest's page and opens it in a
+    /// browser on a desktop; Ctrl-C stops. Needs `get` on loadtests, `list` on pods and
+    /// `create` on pods/portforward in the operator's namespace.
+    Dashboard {
+        /// The LoadTest's name (none: the list of every LoadTest).
+        name: Option<String>,
+        /// Its namespace (default: the kubeconfig context's).
+        #[arg(short, long)]
+        namespace: Option<String>,
+        /// Where the operator runs (the chart's release namespace).
+        #[arg(long, default_value = "stampede-system")]
+        operator_namespace: String,
+        /// The local port (0: any free one).
+        #[arg(long, default_value_t = 5665)]
+        port: u16,
+        /// Print the address without opening a browser.
+        #[arg(long)]
+        no_open: bool,
+    },
     /// Run one runner's part of a LoadTest in a cluster (the runner pods' entrypoint; the
     /// operator's Job sets STAMPEDE_LOADTEST, STAMPEDE_NAMESPACE, STAMPEDE_RUN, STAMPEDE_RUNNERS,
     /// STAMPEDE_REPORTS and JOB_COMPLETION_INDEX). Exit 0 unless the runner itself failed (1),
@@ -266,6 +286,20 @@ fn execute(command: Command, out: &mut impl Write) -> Result<Outcome, CommandErr
             out,
         ),
         Command::Agent => cli::cluster::agent(),
+        Command::Dashboard {
+            name,
+            namespace,
+            operator_namespace,
+            port,
+            no_open,
+        } => cli::cluster::dashboard(
+            name.as_deref(),
+            namespace,
+            &operator_namespace,
+            port,
+            !no_open,
+            out,
+        ),
     }
 }
 

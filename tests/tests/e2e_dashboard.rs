@@ -1,13 +1,48 @@
 //! The operator's fleet dashboard as a person reaches it (the port `kubectl port-forward`
 //! would forward): the list of LoadTests, a running one's live page with values that change
-//! between two updates, drawn in headless Chromium, and its final report when the run ends.
+//! between two updates, drawn in headless Chromium, and its final report when the run ends;
+//! and `stampede dashboard NAME`, which reaches the same page through the API server's
+//! `pods/portforward` to the operator's pod.
+
+use std::io::BufRead;
+use std::process::{Command, Stdio};
 
 use serde_json::json;
 use stampede_crds::status::Phase;
 use stampede_tests::browser::{
     assert_final_event, assert_live_page, next_event, open_events, rendered_dom_at,
 };
+use stampede_tests::stampede_bin;
 use stampede_tests::world::{World, phase, steady};
+
+/// Registers the operator process as the chart's operator pod (bound to another node, so the
+/// process kubelet leaves it alone), Running, its dashboard at `addr` on the shared loopback.
+fn register_operator_pod(world: &World, addr: &str) {
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "stampede-operator-0", "namespace": world.namespace,
+            "labels": {"app.kubernetes.io/name": "stampede", "app.kubernetes.io/component": "operator"}},
+        "spec": {"nodeName": "operator-node", "containers": [{"name": "operator", "image": "stampede-operator",
+            "env": [{"name": "STAMPEDE_DASHBOARD_ADDR", "value": addr}]}]},
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pod.json");
+    std::fs::write(&file, pod.to_string()).unwrap();
+    world
+        .cluster
+        .kubectl_ok(&["create", "-f", &file.to_string_lossy()]);
+    world.cluster.kubectl_ok(&[
+        "patch",
+        "pod",
+        "stampede-operator-0",
+        "-n",
+        &world.namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"phase":"Running"}}"#,
+    ]);
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fleet_dashboard_shows_a_running_loadtest_live_and_then_its_final_report() {
@@ -58,6 +93,43 @@ async fn the_fleet_dashboard_shows_a_running_loadtest_live_and_then_its_final_re
     // The page draws every chart and takes updates.
     let dom = rendered_dom_at(&format!("http://{addr}/loadtests/{ns}/live"));
     assert_live_page(&dom);
+
+    // `stampede dashboard NAME`: the same live page through pods/portforward to the pod.
+    if !world.cluster.is_real() {
+        register_operator_pod(&world, &addr);
+        let mut forward = Command::new(stampede_bin())
+            .args([
+                "dashboard",
+                "live",
+                "-n",
+                ns,
+                "--operator-namespace",
+                ns,
+                "--port",
+                "0",
+            ])
+            .env("KUBECONFIG", world.cluster.kubeconfig())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start stampede dashboard");
+        let mut line = String::new();
+        std::io::BufReader::new(forward.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("stampede dashboard prints its address");
+        let url = line
+            .split_whitespace()
+            .find(|word| word.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_string();
+        assert!(url.ends_with(&format!("/loadtests/{ns}/live")), "{line}");
+        assert!(line.contains("through pod"), "{line}");
+        let through = rendered_dom_at(&url);
+        assert_live_page(&through);
+        assert!(through.contains("live"), "{through}");
+        let _ = forward.kill();
+        let _ = forward.wait();
+    }
 
     // The end: the final report (the verdict the status has), then the stream ends.
     let done = assert_final_event(&mut events, "PASSED");

@@ -1,7 +1,7 @@
 //! `stampede wait`, `stampede report` and `stampede agent`: the commands that work on a
 //! LoadTest in a cluster, through `$KUBECONFIG` or the in-cluster config.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
 
@@ -63,6 +63,55 @@ pub fn report(
         .into_iter()
         .filter_map(Result::err)
         .collect(),
+    })
+}
+
+/// `stampede dashboard [NAME]`: forwards a local port to the leading operator pod's fleet
+/// dashboard and prints (and on a desktop opens) the page, until Ctrl-C.
+pub fn dashboard(
+    name: Option<&str>,
+    namespace: Option<String>,
+    operator_namespace: &str,
+    port: u16,
+    open: bool,
+    out: &mut impl Write,
+) -> Result<Outcome, CommandError> {
+    use stampede_runner::cluster::forward;
+    current_thread_runtime()?.block_on(async {
+        let (client, namespace) = connect(namespace).await?;
+        let target = forward::find_dashboard(
+            &client,
+            operator_namespace,
+            name.map(|name| (namespace.as_str(), name)),
+        )
+        .await?;
+        let listener = forward::listen(std::net::SocketAddr::from(([127, 0, 0, 1], port))).await?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| forward::ForwardError::Listen {
+                addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                source,
+            })?;
+        let url = format!("http://{local}{}", forward::page_path(&namespace, name));
+        let _ = writeln!(
+            out,
+            "fleet dashboard: {url} (through pod {operator_namespace}/{}, port {}; Ctrl-C stops)",
+            target.pod, target.port
+        );
+        let _ = out.flush();
+        if open && std::io::stdout().is_terminal() {
+            // A desktop's browser, when there is one; the address is printed either way.
+            let _ = std::process::Command::new("xdg-open")
+                .arg(&url)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn();
+        }
+        let stop = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        forward::forward(client, operator_namespace, &target, listener, stop).await;
+        Ok(Exit::Ok.into())
     })
 }
 

@@ -90,6 +90,9 @@ pub enum CommandError {
     /// `stampede wait` could not tell a verdict.
     #[error(transparent)]
     Wait(#[from] WaitError),
+    /// `stampede dashboard` cannot reach the operator's dashboard.
+    #[error(transparent)]
+    Forward(#[from] stampede_runner::cluster::ForwardError),
     /// `stampede report` found no result to show.
     #[error(transparent)]
     Result(#[from] ResultError),
@@ -142,6 +145,7 @@ impl CommandError {
             | CommandError::SummaryExport { .. }
             | CommandError::HtmlReport { .. }
             | CommandError::Dashboard(_)
+            | CommandError::Forward(_)
             | CommandError::Output(_) => Exit::Failure,
         }
     }

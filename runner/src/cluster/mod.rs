@@ -14,12 +14,14 @@
 //! the `stampede` binary).
 
 mod agent;
+pub mod forward;
 mod report;
 mod result;
 mod sealed;
 mod wait;
 
 pub use agent::{AgentError, AgentFailure, agent, env};
+pub use forward::ForwardError;
 pub use report::{
     REPORT_EVERY_SECONDS, REPORT_KEY, ReportError, RunnerReport, RunnerState, downsample,
     merge_reports, series_width,

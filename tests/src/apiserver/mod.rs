@@ -24,6 +24,7 @@ pub mod managed;
 pub mod meta;
 pub mod patch;
 pub mod pod_security;
+pub mod portforward;
 pub mod protobuf;
 pub mod rbac;
 pub mod registry;
@@ -369,6 +370,7 @@ async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>) {
             // Errors are a client hanging up; nothing to do about them.
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
                 .await;
         });
     }

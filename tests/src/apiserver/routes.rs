@@ -97,6 +97,9 @@ pub async fn handle(
     shared: Arc<Shared>,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
+    if let Some(target) = super::portforward::target_of(&request) {
+        return Ok(super::portforward::serve(&shared, request, target));
+    }
     let (parts, body) = request.into_parts();
     let body = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
