@@ -12,8 +12,9 @@ pub mod kubelet;
 pub mod operator;
 pub mod world;
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -99,6 +100,22 @@ pub fn files_in(dir: &str, ext: &str) -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+/// The first `http://` address a started child prints on its stdout (a server's "listening
+/// on" line, `stampede dashboard`'s page), with the whole line.
+pub fn first_url(child: &mut Child) -> (String, String) {
+    let stdout = child.stdout.take().expect("the child's stdout is piped");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read the child's first line");
+    let url = line
+        .split_whitespace()
+        .find(|word| word.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    (url, line)
 }
 
 #[cfg(test)]

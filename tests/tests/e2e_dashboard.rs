@@ -4,7 +4,6 @@
 //! and `stampede dashboard NAME`, which reaches the same page through the API server's
 //! `pods/portforward` to the operator's pod.
 
-use std::io::BufRead;
 use std::process::{Command, Stdio};
 
 use serde_json::json;
@@ -12,8 +11,8 @@ use stampede_crds::status::Phase;
 use stampede_tests::browser::{
     assert_final_event, assert_live_page, next_event, open_events, rendered_dom_at,
 };
-use stampede_tests::stampede_bin;
 use stampede_tests::world::{World, phase, steady};
+use stampede_tests::{first_url, stampede_bin};
 
 /// Registers the operator process as the chart's operator pod (bound to another node, so the
 /// process kubelet leaves it alone), Running, its dashboard at `addr` on the shared loopback.
@@ -113,15 +112,7 @@ async fn the_fleet_dashboard_shows_a_running_loadtest_live_and_then_its_final_re
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start stampede dashboard");
-        let mut line = String::new();
-        std::io::BufReader::new(forward.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("stampede dashboard prints its address");
-        let url = line
-            .split_whitespace()
-            .find(|word| word.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_string();
+        let (url, line) = first_url(&mut forward);
         assert!(url.ends_with(&format!("/loadtests/{ns}/live")), "{line}");
         assert!(line.contains("through pod"), "{line}");
         let through = rendered_dom_at(&url);

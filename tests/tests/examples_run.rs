@@ -2,12 +2,11 @@
 //! one process, `stampede run` in another, with the scenario times compressed to a few seconds
 //! by `--duration-scale` (VU counts, rates, sleeps and thresholds as written).
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
 use stampede_runner::manifest;
 use stampede_runner::schedule::{ExecutionSegment, TestPlan};
-use stampede_tests::{files_in, repo_root, stampede_bin};
+use stampede_tests::{files_in, first_url, repo_root, stampede_bin};
 
 /// How long each example may run once compressed.
 const TARGET_SECONDS: f64 = 3.0;
@@ -28,16 +27,7 @@ fn start_demo_server() -> (Server, String) {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start stampede demo-server");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read the listening line");
-    let url = line
-        .split_whitespace()
-        .find(|word| word.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_string();
+    let (url, _) = first_url(&mut child);
     (Server(child), url)
 }
 

@@ -11,6 +11,27 @@ use stampede_tests::browser::{
 use stampede_tests::demo_target::DemoTarget;
 use stampede_tests::stampede;
 
+/// Runs `manifest` against the demo target with `--report page`, checks its exit code and
+/// that the report renders; returns the report's data.
+fn run_with_report(
+    demo: &DemoTarget,
+    manifest: &std::path::Path,
+    page: &std::path::Path,
+    exit: i32,
+) -> Value {
+    let base_url = format!("BASE_URL={}", demo.base_url());
+    let output = stampede(&[
+        "run",
+        &manifest.to_string_lossy(),
+        "-e",
+        &base_url,
+        "--report",
+        &page.to_string_lossy(),
+    ]);
+    assert_eq!(output.status.code(), Some(exit), "{output:?}");
+    assert_renders(page)
+}
+
 #[test]
 fn the_demo_report_opens_offline_and_every_chart_draws_the_summary_numbers() {
     let dir = tempfile::tempdir().unwrap();
@@ -107,17 +128,7 @@ spec:
     )
     .unwrap();
     let page = dir.path().join("failed.html");
-    let base_url = format!("BASE_URL={}", demo.base_url());
-    let output = stampede(&[
-        "run",
-        &manifest.to_string_lossy(),
-        "-e",
-        &base_url,
-        "--report",
-        &page.to_string_lossy(),
-    ]);
-    assert_eq!(output.status.code(), Some(99), "{output:?}");
-    let data = assert_renders(&page);
+    let data = run_with_report(&demo, &manifest, &page, 99);
     assert_eq!(data["passed"], false);
     let failed: Vec<&Value> = data["thresholds"]
         .as_array()
@@ -301,17 +312,7 @@ spec:
     )
     .unwrap();
     let page = dir.path().join("slow.html");
-    let base_url = format!("BASE_URL={}", demo.base_url());
-    let output = stampede(&[
-        "run",
-        &manifest.to_string_lossy(),
-        "-e",
-        &base_url,
-        "--report",
-        &page.to_string_lossy(),
-    ]);
-    assert_eq!(output.status.code(), Some(0), "{output:?}");
-    let data = assert_renders(&page);
+    let data = run_with_report(&demo, &manifest, &page, 0);
     let in_flight: Vec<f64> = serde_json::from_value(data["series"]["inFlight"].clone()).unwrap();
     let full = in_flight.iter().filter(|n| **n == 6.0).count();
     assert!(
