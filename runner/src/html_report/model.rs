@@ -289,9 +289,7 @@ pub struct ErrorLine {
 fn error_line(row: &ErrorRow) -> ErrorLine {
     ErrorLine {
         code: row.code,
-        meaning: row
-            .code
-            .map_or_else(|| "iteration error".to_string(), code_meaning),
+        meaning: row.meaning(),
         place: row.place.clone(),
         count: row.count,
         message: row.message.clone(),

@@ -29,6 +29,22 @@ pub struct ErrorRow {
     pub message: String,
 }
 
+/// The places of errors that are not a request's.
+const ITERATION_PLACES: [&str; 2] = ["iteration", "teardown"];
+
+impl ErrorRow {
+    /// What the error is: its code's meaning; without a code, an iteration error, or an
+    /// unexpected status under 400 (k6 gives those no `error_code`).
+    pub fn meaning(&self) -> String {
+        match self.code {
+            Some(code) => code_meaning(code),
+            None if ITERATION_PLACES.contains(&self.place.as_str()) => "iteration error".into(),
+            None if self.place == OTHER_ERRORS => "further kinds of error".into(),
+            None => "unexpected status".into(),
+        }
+    }
+}
+
 /// What a k6 `error_code` means, in k6's words.
 pub fn code_meaning(code: u32) -> String {
     match code {
@@ -169,6 +185,18 @@ mod tests {
         );
         assert_eq!(rows[0].message, "refused #0");
         assert_eq!(code_meaning(1212), "connection refused");
+        let meaning = |code: Option<u32>, place: &str| {
+            ErrorRow {
+                code,
+                place: place.into(),
+                count: 1,
+                message: String::new(),
+            }
+            .meaning()
+        };
+        assert_eq!(meaning(Some(1212), "login"), "connection refused");
+        assert_eq!(meaning(None, "iteration"), "iteration error");
+        assert_eq!(meaning(None, "login"), "unexpected status");
         assert_eq!(code_meaning(1503), "HTTP 503 Service Unavailable");
     }
 
