@@ -62,9 +62,9 @@ impl Shared {
             .and_then(|values| values.get(name).cloned())
     }
 
-    /// Counts an error and prints the first few (an overloaded target must not flood stderr).
     /// Counts an error of a request (`code`: k6's `error_code`) or an iteration, at `place`
-    /// (a step's name, `iteration`, `teardown`), and prints the first few.
+    /// (a step's name, `iteration`, `teardown`), and prints the first few (an overloaded
+    /// target must not flood stderr).
     pub fn report_error(&self, scenario: &str, code: Option<u32>, place: &str, message: &str) {
         self.error_log.record(code, place, || message.to_string());
         let count = self.errors.fetch_add(1, Ordering::Relaxed);

@@ -584,21 +584,17 @@ impl Vu {
                     };
                     shared.recorder.http(&tags, &figures);
                     if !expected {
-                        shared.error_log.record(
-                            (status >= 400).then_some(1000 + u32::from(status)),
-                            &request.name,
-                            || {
-                                format!(
-                                    "{}: unexpected status {}",
-                                    RequestLabel {
-                                        method: &method,
-                                        url: &request.url,
-                                        target: &target,
-                                    },
-                                    response.status
-                                )
-                            },
-                        );
+                        shared.error_log.record(tags.error_code, &request.name, || {
+                            format!(
+                                "{}: unexpected status {}",
+                                RequestLabel {
+                                    method: &method,
+                                    url: &request.url,
+                                    target: &target,
+                                },
+                                response.status
+                            )
+                        });
                     }
                     for value in response.headers.get_all(http::header::SET_COOKIE) {
                         if let Ok(text) = value.to_str() {
