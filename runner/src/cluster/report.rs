@@ -205,14 +205,24 @@ fn merge_points<'a>(
     let every_sketch = points
         .clone()
         .all(|p| p.latency.is_some() || p.requests == 0);
-    if every_sketch
-        && let Some((sketch, at)) = LatencySketch::merge(points.filter_map(|p| p.latency.as_ref()))
-    {
+    if !every_sketch {
+        return merged;
+    }
+    let sketches = points.filter_map(|p| p.latency.as_ref());
+    // A downsampled point keeps its sketch (runners' points merge later); the fleet's merged
+    // result keeps the percentiles only, so its sketch is never encoded.
+    let at = match combine {
+        Combine::Seconds => LatencySketch::merge(sketches).map(|(sketch, at)| {
+            merged.latency = Some(sketch);
+            at
+        }),
+        Combine::Runners => LatencySketch::merged_percentiles(sketches),
+    };
+    if let Some(at) = at {
         merged.p50_ms = at.p50;
         merged.p90_ms = at.p90;
         merged.p95_ms = at.p95;
         merged.p99_ms = at.p99;
-        merged.latency = Some(sketch);
     }
     merged
 }
@@ -222,13 +232,10 @@ fn merge_series(reports: &[&RunnerReport]) -> Vec<SecondPoint> {
     let len = reports.iter().map(|r| r.series.len()).max().unwrap_or(0);
     (0..len)
         .map(|i| {
-            let mut point = merge_points(
+            merge_points(
                 reports.iter().filter_map(|r| r.series.get(i)),
                 Combine::Runners,
-            );
-            // The merged result keeps the percentiles, not the sketch.
-            point.latency = None;
-            point
+            )
         })
         .collect()
 }

@@ -299,22 +299,34 @@ impl LatencySketch {
     pub fn merge<'a>(
         sketches: impl IntoIterator<Item = &'a LatencySketch>,
     ) -> Option<(LatencySketch, Percentiles)> {
-        let mut merged: Option<Buckets> = None;
-        for sketch in sketches {
-            let buckets = sketch.buckets();
-            match merged.as_mut() {
-                Some(all) => all.merge(&buckets),
-                None => merged = Some(buckets),
-            }
-        }
-        let merged = merged?;
+        let merged = merged_buckets(sketches)?;
         Some((Self::from_buckets(&merged), percentiles_of(&merged)))
+    }
+
+    /// The percentiles of every sketch's values together, without encoding the merged sketch
+    /// (none when there is none).
+    pub fn merged_percentiles<'a>(
+        sketches: impl IntoIterator<Item = &'a LatencySketch>,
+    ) -> Option<Percentiles> {
+        merged_buckets(sketches).map(|merged| percentiles_of(&merged))
     }
 
     /// Its p50, p90, p95 and p99.
     pub fn percentiles(&self) -> Percentiles {
         percentiles_of(&self.buckets())
     }
+}
+
+fn merged_buckets<'a>(sketches: impl IntoIterator<Item = &'a LatencySketch>) -> Option<Buckets> {
+    let mut merged: Option<Buckets> = None;
+    for sketch in sketches {
+        let buckets = sketch.buckets();
+        match merged.as_mut() {
+            Some(all) => all.merge(&buckets),
+            None => merged = Some(buckets),
+        }
+    }
+    merged
 }
 
 fn percentiles_of(buckets: &Buckets) -> Percentiles {
